@@ -1,0 +1,39 @@
+# One command set for people and CI. Every target installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format bench lock clean
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)  ## migrate and serve on http://127.0.0.1:8000 (SQLite, in-process runner, sandbox)
+	$(BIN)/mediagate serve
+
+test: $(STAMP)  ## the whole suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check mediagate tests bench
+	$(BIN)/ruff format --check mediagate tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format mediagate tests bench
+	$(BIN)/ruff check --fix mediagate tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lock:  ## re-resolve pinned dependencies (needs uv: pip install uv)
+	uv pip compile pyproject.toml -o requirements/base.lock --python-version 3.11
+	uv pip compile pyproject.toml --extra dev -o requirements/dev.lock --python-version 3.11
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

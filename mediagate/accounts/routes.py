@@ -1,0 +1,26 @@
+"""GET /api/v1/account: who am I, what can I spend."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from mediagate.accounts.models import Account
+from mediagate.core.http import success
+from mediagate.core.state import core_state
+from mediagate.keys.deps import CurrentKey
+from mediagate.ledger import service as ledger
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+
+@router.get("/account", summary="Balance of the key's mode, and key info")
+async def get_account(request: Request, caller: CurrentKey) -> JSONResponse:
+    async with core_state(request).db.read() as session:
+        account = await session.get_one(Account, caller.account_id)
+        balance = await ledger.balance(session, caller.account_id, caller.mode)  # type: ignore[arg-type]
+    return success(
+        {
+            "account": {"id": account.id, "name": account.name},
+            "key": {"id": caller.id, "mode": caller.mode},
+            "credits": {"available": balance.available, "held": balance.held, "posted": balance.posted},
+        }
+    )

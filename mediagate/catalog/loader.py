@@ -1,0 +1,94 @@
+"""Load model declarations (*.toml) into the catalog."""
+
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mediagate.catalog.spec import (
+    InputRules,
+    ModelSpec,
+    Route,
+    TaskType,
+    override_param,
+    parse_param,
+)
+from mediagate.core.errors import NotFound
+
+BUILTIN_DIR = Path(__file__).parent / "models"
+
+
+class Catalog:
+    """All declared models, by id."""
+
+    def __init__(self, specs: Iterable[ModelSpec]) -> None:
+        self.models: dict[str, ModelSpec] = {}
+        for spec in specs:
+            if spec.id in self.models:
+                raise ValueError(f"model {spec.id} declared twice")
+            self.models[spec.id] = spec
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise NotFound(f"Unknown model {model_id!r}", param="model") from None
+
+    def for_endpoint(self, endpoint: str) -> list[ModelSpec]:
+        return [m for m in self.models.values() if m.endpoint == endpoint]
+
+
+def load_catalog(extra_dirs: Iterable[Path] = ()) -> Catalog:
+    paths: list[Path] = []
+    for directory in (BUILTIN_DIR, *extra_dirs):
+        paths.extend(sorted(Path(directory).glob("*.toml")))
+    return Catalog(load_spec(p) for p in paths)
+
+
+def load_spec(path: Path) -> ModelSpec:
+    try:
+        return parse_spec(tomllib.loads(path.read_text()))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid model declaration: {exc}") from exc
+
+
+def parse_spec(raw: dict[str, Any]) -> ModelSpec:
+    params = {name: parse_param(name, p) for name, p in raw["params"].items()}
+    if "type" in params or "model" in params:
+        raise ValueError("'model' and 'type' are reserved parameter names")
+    types: dict[str, TaskType] = {}
+    for name, t in raw["types"].items():
+        overrides = t.get("params", {})
+        unknown = set(overrides) - set(params)
+        if unknown:
+            raise ValueError(f"type {name} overrides undeclared params {sorted(unknown)}")
+        merged = {
+            p: override_param(spec, overrides[p]) if p in overrides else spec
+            for p, spec in params.items()
+        }
+        price = t["price"]
+        if not isinstance(price, int) or price <= 0:
+            raise ValueError(f"type {name}: price must be a positive integer")
+        types[name] = TaskType(name, price, t.get("description", ""), merged)
+    default_type = raw.get("default_type", next(iter(types)))
+    if default_type not in types:
+        raise ValueError(f"default_type {default_type!r} is not a declared type")
+    routes = tuple(
+        Route(provider=r["provider"], types=tuple(r.get("types", types))) for r in raw["routes"]
+    )
+    return ModelSpec(
+        id=raw["id"],
+        name=raw["name"],
+        vendor=raw.get("vendor", ""),
+        endpoint=raw["endpoint"],
+        summary=raw.get("summary", ""),
+        description=raw.get("description", "").strip(),
+        capabilities=tuple(raw.get("capabilities", ())),
+        deadline_s=int(raw.get("deadline_s", 900)),
+        default_type=default_type,
+        types=types,
+        params=params,
+        inputs=InputRules(**{k: tuple(v) if k == "formats" else v for k, v in raw.get("inputs", {}).items()}),
+        routes=routes,
+        faq=tuple((f["q"], f["a"]) for f in raw.get("faq", ())),
+    )

@@ -1,0 +1,106 @@
+"""The catalog as data: JSON for /api/v1/models and JSON Schema for OpenAPI."""
+
+from typing import Any
+
+from mediagate.catalog.spec import ModelSpec, ParamSpec
+
+JSON_TYPES = {"string": "string", "integer": "integer", "array": "array", "url": "string"}
+
+
+def param_schema(spec: ParamSpec) -> dict[str, Any]:
+    """JSON Schema of one parameter."""
+    schema: dict[str, Any] = {"type": JSON_TYPES[spec.type]}
+    if spec.description:
+        schema["description"] = spec.description
+    if spec.default is not None:
+        schema["default"] = spec.default
+    if spec.enum is not None:
+        schema["enum"] = list(spec.enum)
+    if spec.type == "url":
+        schema["format"] = "uri"
+    for key, attr in (
+        ("minLength", spec.min_length),
+        ("maxLength", spec.max_length),
+        ("minimum", spec.minimum),
+        ("maximum", spec.maximum),
+        ("minItems", spec.min_items),
+        ("maxItems", spec.max_items),
+    ):
+        if attr is not None:
+            schema[key] = attr
+    if spec.type == "array":
+        item: dict[str, Any] = {"type": JSON_TYPES[spec.items or "string"]}
+        if spec.items == "url":
+            item["format"] = "uri"
+        if spec.item_max_length is not None:
+            item["maxLength"] = spec.item_max_length
+        schema["items"] = item
+    if spec.example is not None:
+        schema["examples"] = [spec.example]
+    return schema
+
+
+def request_schema(model: ModelSpec) -> dict[str, Any]:
+    """JSON Schema of a generation request for `model`, per-type rules as if/then."""
+    properties: dict[str, Any] = {
+        "model": {"type": "string", "const": model.id},
+        "type": {"type": "string", "enum": list(model.types), "default": model.default_type},
+    }
+    properties.update({name: param_schema(p) for name, p in model.params.items()})
+    required = ["model", *[n for n, p in model.params.items() if p.required]]
+    conditions = []
+    for task_type in model.types.values():
+        changed = {
+            name: param_schema(p)
+            for name, p in task_type.params.items()
+            if p != model.params[name]
+        }
+        if changed:
+            conditions.append(
+                {
+                    "if": {"properties": {"type": {"const": task_type.name}}, "required": ["type"]},
+                    "then": {"properties": changed},
+                }
+            )
+    schema: dict[str, Any] = {
+        "title": f"{model.name} request",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    if conditions:
+        schema["allOf"] = conditions
+    return schema
+
+
+def model_as_data(model: ModelSpec) -> dict[str, Any]:
+    """Everything a client or a docs page needs to know about a model."""
+    return {
+        "id": model.id,
+        "object": "model",
+        "name": model.name,
+        "vendor": model.vendor,
+        "endpoint": f"/api/v1/{model.endpoint}",
+        "summary": model.summary,
+        "description": model.description,
+        "capabilities": list(model.capabilities),
+        "types": [
+            {
+                "type": t.name,
+                "price": t.price,
+                "description": t.description,
+                "default": t.name == model.default_type,
+            }
+            for t in model.types.values()
+        ],
+        "params": request_schema(model),
+        "inputs": {
+            "formats": list(model.inputs.formats),
+            "min_side": model.inputs.min_side,
+            "max_aspect": model.inputs.max_aspect,
+            "max_bytes": model.inputs.max_bytes,
+        },
+        "deadline_s": model.deadline_s,
+        "faq": [{"q": q, "a": a} for q, a in model.faq],
+    }

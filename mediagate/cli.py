@@ -1,0 +1,241 @@
+"""`mediagate` command line: serve, worker, migrate, keys, credits, models."""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import uvicorn
+
+from mediagate.accounts import service as accounts
+from mediagate.app import build_runner
+from mediagate.catalog.loader import load_catalog
+from mediagate.core.clock import isoformat, utcnow
+from mediagate.core.db import Database
+from mediagate.core.errors import MediagateError
+from mediagate.core.logs import configure_logging
+from mediagate.core.migrate import upgrade
+from mediagate.core.settings import Settings
+from mediagate.keys import service as keys
+from mediagate.ledger import service as ledger
+
+log = logging.getLogger("mediagate.cli")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level)
+    try:
+        args.func(settings, args)
+    except MediagateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediagate", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="migrate, then serve the API (and run tasks, by default)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument("--no-runner", action="store_true", help="do not run tasks in this process")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run tasks (no HTTP)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds to finish steps on SIGTERM")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=lambda s, a: upgrade(s))
+
+    p = sub.add_parser("models", help="list the model catalog")
+    p.set_defaults(func=cmd_models)
+
+    k = sub.add_parser("keys", help="API keys").add_subparsers(required=True, metavar="ACTION")
+    p = k.add_parser("create", help="create a key (the account is created if new)")
+    p.add_argument("--account", required=True)
+    p.add_argument("--test", action="store_true", help="an aio_test_ key (sandbox, test credits)")
+    p.add_argument("--credits", type=int, default=0, help="also grant this many credits")
+    p.add_argument("--name", default="")
+    p.add_argument("--expires-in-days", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run(keys_create))
+    p = k.add_parser("list", help="list keys")
+    p.add_argument("--account")
+    p.set_defaults(func=_run(keys_list))
+    p = k.add_parser("revoke", help="revoke a key by id")
+    p.add_argument("key_id")
+    p.set_defaults(func=_run(keys_revoke))
+
+    c = sub.add_parser("credits", help="credits").add_subparsers(required=True, metavar="ACTION")
+    p = c.add_parser("grant", help="grant credits to an account")
+    p.add_argument("account")
+    p.add_argument("amount", type=int)
+    p.add_argument("--test", action="store_true", help="grant test credits")
+    p.add_argument("--reason", default="granted from the command line")
+    p.set_defaults(func=_run(credits_grant))
+    p = c.add_parser("show", help="show an account's balances")
+    p.add_argument("account")
+    p.set_defaults(func=_run(credits_show))
+    return parser
+
+
+Command = Callable[[Database, Settings, argparse.Namespace], Awaitable[None]]
+
+
+def _run(command: Command) -> Callable[[Settings, argparse.Namespace], None]:
+    def run(settings: Settings, args: argparse.Namespace) -> None:
+        async def go() -> None:
+            db = Database(settings.db_url)
+            try:
+                await command(db, settings, args)
+            finally:
+                await db.dispose()
+
+        asyncio.run(go())
+
+    return run
+
+
+async def keys_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    mode: ledger.Mode = "test" if args.test else "live"
+    expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    async with db.write() as session:
+        account, _ = await accounts.get_or_create(session, args.account)
+        key, raw = await keys.create_key(
+            session, settings.hmac_secret, account_id=account.id, mode=mode, name=args.name, expires_at=expires
+        )
+        if args.credits:
+            await ledger.grant(session, account.id, mode, args.credits, reason="granted with a new key")
+    if args.json:
+        print(json.dumps({"key": raw, "id": key.id, "account": account.name, "mode": mode}))
+        return
+    print(f"Created {mode} key {key.id} for account {account.name}. It is shown only once:\n\n  {raw}\n")
+
+
+async def keys_list(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    async with db.read() as session:
+        account_id = (await accounts.get_by_name(session, args.account)).id if args.account else None
+        rows = await keys.list_keys(session, account_id)
+    print(f"{'ID':<22} {'MODE':<5} {'KEY':<20} {'CREATED':<21} {'LAST USED':<21} STATE")
+    for key in rows:
+        state = "revoked" if key.revoked_at else "expired" if key.expires_at and key.expires_at <= utcnow() else "active"
+        print(f"{key.id:<22} {key.mode:<5} {key.hint:<20} {isoformat(key.created_at):<21} {isoformat(key.last_used_at) or '-':<21} {state}")
+
+
+async def keys_revoke(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    async with db.write() as session:
+        key = await keys.revoke(session, args.key_id)
+    print(f"Revoked {key.id} ({key.hint})")
+
+
+async def credits_grant(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    mode: ledger.Mode = "test" if args.test else "live"
+    async with db.write() as session:
+        account = await accounts.get_by_name(session, args.account)
+        await ledger.grant(session, account.id, mode, args.amount, reason=args.reason)
+        balance = await ledger.balance(session, account.id, mode)
+    print(f"Granted {args.amount} {mode} credits to {account.name}; available {balance.available}")
+
+
+async def credits_show(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    async with db.read() as session:
+        account = await accounts.get_by_name(session, args.account)
+        for mode in ledger.MODES:
+            b = await ledger.balance(session, account.id, mode)
+            print(f"{mode}: available {b.available}, held {b.held}, posted {b.posted}")
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
+    for model in load_catalog(settings.catalog_paths).models.values():
+        prices = ", ".join(f"{t.name} {t.price}" for t in model.types.values())
+        print(f"{model.id:<24} {model.name} ({prices} credits)")
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    if args.no_runner:
+        overrides["embedded_runner"] = False
+    settings = settings.model_copy(update=overrides)
+    upgrade(settings)
+    asyncio.run(_first_run(settings))
+    _export(settings, overrides)
+    uvicorn.run(
+        "mediagate.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,
+    )
+
+
+def _export(settings: Settings, overrides: dict[str, Any]) -> None:
+    """Hand CLI overrides to the server processes (they build Settings from the environment)."""
+    for name, value in overrides.items():
+        os.environ[f"MEDIAGATE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+
+
+async def _first_run(settings: Settings) -> None:
+    """On an empty database, make a demo account with test credits and say how to use it."""
+    db = Database(settings.db_url)
+    try:
+        async with db.write() as session:
+            if await accounts.count_accounts(session) > 0:
+                return
+            account, _ = await accounts.get_or_create(session, settings.demo_account)
+            _, raw = await keys.create_key(session, settings.hmac_secret, account_id=account.id, mode="test", name="demo")
+            await ledger.grant(session, account.id, "test", settings.demo_credits, reason="demo credits")
+    finally:
+        await db.dispose()
+    base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
+    print(_WELCOME.format(key=raw, base=base, credits=settings.demo_credits), flush=True)
+
+
+_WELCOME = """
+  mediagate: first run. Created account "demo" with {credits} test credits and a test key
+  (shown only this once; test keys use the built-in sandbox, no provider account needed):
+
+    export MEDIAGATE_KEY={key}
+
+  Generate:
+    curl -s {base}/api/v1/images/generations \\
+      -H "Authorization: Bearer $MEDIAGATE_KEY" -H "Content-Type: application/json" \\
+      -d '{{"model": "kling-image-o1", "prompt": "A red fox in the snow", "aspect_ratio": "16:9"}}'
+
+  Poll (use the task_id from the answer):
+    curl -s {base}/api/v1/tasks/TASK_ID -H "Authorization: Bearer $MEDIAGATE_KEY"
+"""
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    async def go() -> None:
+        db = Database(settings.db_url)
+        runner = build_runner(db, settings)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        run = asyncio.create_task(runner.run())
+        await stop.wait()
+        log.info("stopping: finishing running steps (grace %.0f s)", args.grace)
+        await runner.stop(args.grace)
+        await run
+        await db.dispose()
+
+    asyncio.run(go())

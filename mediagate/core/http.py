@@ -1,0 +1,114 @@
+"""HTTP plumbing shared by every route: request ids, the error envelope, body reading."""
+
+import json
+import logging
+import re
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediagate.core.errors import InvalidRequest, MediagateError, PayloadTooLarge
+from mediagate.core.ids import random_base62
+
+log = logging.getLogger("mediagate.http")
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+HTTP_TYPES = {404: "not_found", 401: "authentication_error", 429: "rate_limit_error"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request id on every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class RequestIdMiddleware:
+    """Takes a sane incoming X-Request-Id or makes one; echoes it on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else f"req_{random_base62(16)}"
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def error_response(status: int, type_: str, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape (API.md, Errors)."""
+    body = {
+        "code": status,
+        "message": message,
+        "error": {"code": status, "type": type_, "message": message, "param": param},
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def success(data: Any) -> JSONResponse:
+    return JSONResponse({"code": 200, "message": "success", "data": data})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MediagateError)
+    async def _ours(request: Request, exc: MediagateError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("%s: %s", exc.type, exc.message)
+        return error_response(exc.status, exc.type, exc.message, exc.param, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        return error_response(400, InvalidRequest.type, first.get("msg", "Invalid request"), ".".join(loc) or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = HTTP_TYPES.get(exc.status_code, "invalid_request_error" if exc.status_code < 500 else "api_error")
+        return error_response(exc.status_code, type_, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request_id_var.get()
+        log.exception("unhandled error (request %s)", request_id)
+        return error_response(500, "api_error", f"Internal server error (request id {request_id})")
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body, refusing anything over `limit` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise InvalidRequest("The request body must be a JSON object")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None

@@ -1,0 +1,85 @@
+"""All configuration, in one object: environment variables prefixed MEDIAGATE_."""
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIAGATE_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    """Defaults to SQLite at <data_dir>/mediagate.db."""
+    secret_key: str | None = None
+    """HMAC secret for API keys; generated into <data_dir>/secret_key in development."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = None
+    """Base of the absolute URLs we hand out (result files); defaults to the request's."""
+    log_level: str = "INFO"
+    max_body_bytes: int = 64 * 1024
+
+    # Runner
+    embedded_runner: bool = True
+    runner_concurrency: int = 64
+    runner_poll_interval_s: float = 0.5
+    lease_s: float = 30.0
+    reconcile_interval_s: float = 5.0
+    step_max_errors: int = 5
+
+    # Limits per key / account
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    max_in_flight_per_account: int = 200
+
+    # Catalog: extra directories of model declarations (*.toml)
+    catalog_paths: list[Path] = Field(default_factory=list)
+
+    # Sandbox provider (aio_test_ keys)
+    sandbox_latency_s: float = 1.0
+    """Time from submit until the sandbox reports the task done."""
+    sandbox_call_delay_s: float = 0.0
+    """Extra delay inside every sandbox call, to simulate a slow upstream API."""
+
+    # First run
+    demo_account: str = "demo"
+    demo_credits: int = 1000
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> "Settings":
+        if self.environment == "production" and not self.secret_key:
+            raise ValueError("MEDIAGATE_SECRET_KEY must be set when MEDIAGATE_ENVIRONMENT=production")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'mediagate.db'}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @cached_property
+    def hmac_secret(self) -> bytes:
+        if self.secret_key:
+            return self.secret_key.encode()
+        return _development_secret(self.data_dir).encode()
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A random secret kept in the data directory so keys survive restarts."""
+    path = data_dir / DEV_SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

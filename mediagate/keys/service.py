@@ -1,0 +1,138 @@
+"""API keys: `aio_live_` / `aio_test_` + 30 random base62 characters + 6-character CRC32.
+
+The checksum lets us reject typos and garbage without touching the database; only an
+HMAC-SHA256 (server secret) of the whole key is stored, so a leaked table leaks no keys.
+"""
+
+import hashlib
+import hmac
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediagate.core.clock import utcnow
+from mediagate.core.errors import AuthenticationFailed, NotFound
+from mediagate.core.ids import base62, new_id, random_base62
+from mediagate.keys.models import ApiKey
+
+BODY_LENGTH = 30
+CHECKSUM_LENGTH = 6
+KEY_RE = re.compile(rf"^aio_(live|test)_([0-9A-Za-z]{{{BODY_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})$")
+
+
+@dataclass(frozen=True)
+class AuthedKey:
+    """The caller: which key, which account, live or test."""
+
+    id: str
+    account_id: str
+    mode: str
+
+
+def checksum(prefix_and_body: str) -> str:
+    return base62(zlib.crc32(prefix_and_body.encode()), CHECKSUM_LENGTH)
+
+
+def generate_secret(mode: str) -> str:
+    head = f"aio_{mode}_{random_base62(BODY_LENGTH)}"
+    return head + checksum(head)
+
+
+def parse_secret(raw: str) -> str | None:
+    """The key's mode if `raw` is well formed with a valid checksum, else None."""
+    match = KEY_RE.match(raw)
+    if match is None:
+        return None
+    head = raw[: -CHECKSUM_LENGTH]
+    if not hmac.compare_digest(checksum(head), match.group(3)):
+        return None
+    return match.group(1)
+
+
+def hash_secret(secret: bytes, raw: str) -> str:
+    return hmac.new(secret, raw.encode(), hashlib.sha256).hexdigest()
+
+
+def hint(raw: str) -> str:
+    return f"{raw[:13]}…{raw[-4:]}"
+
+
+async def create_key(
+    session: AsyncSession,
+    hmac_secret: bytes,
+    *,
+    account_id: str,
+    mode: str,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its plaintext, which is shown once and never stored."""
+    if mode not in ("live", "test"):
+        raise ValueError(f"mode must be live or test, not {mode!r}")
+    raw = generate_secret(mode)
+    key = ApiKey(
+        id=new_id("key", 16),
+        account_id=account_id,
+        mode=mode,
+        name=name,
+        key_hash=hash_secret(hmac_secret, raw),
+        hint=hint(raw),
+        created_at=utcnow(),
+        expires_at=expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    return key, raw
+
+
+async def authenticate(session: AsyncSession, hmac_secret: bytes, raw: str) -> AuthedKey:
+    """The key behind `raw`, or AuthenticationFailed (one indexed lookup at most)."""
+    if parse_secret(raw) is None:
+        raise AuthenticationFailed()
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.account_id, ApiKey.mode, ApiKey.revoked_at, ApiKey.expires_at)
+            .where(ApiKey.key_hash == hash_secret(hmac_secret, raw))
+        )
+    ).one_or_none()
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationFailed()
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise AuthenticationFailed()
+    return AuthedKey(id=row.id, account_id=row.account_id, mode=row.mode)
+
+
+async def touch(session: AsyncSession, key_id: str, *, every_s: int = 60) -> None:
+    """Record use, at most once a minute per key (keeps the hot path write-light)."""
+    now = utcnow()
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .where(
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - timedelta(seconds=every_s))
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def list_keys(session: AsyncSession, account_id: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if account_id is not None:
+        query = query.where(ApiKey.account_id == account_id)
+    return list(await session.scalars(query))
+
+
+async def revoke(session: AsyncSession, key_id: str) -> ApiKey:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No key {key_id!r}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+

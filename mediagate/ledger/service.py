@@ -1,0 +1,232 @@
+"""Credits: grant, hold, capture, release, and balances. Services never commit."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediagate.core.clock import utcnow
+from mediagate.ledger.errors import InsufficientCredits, InvalidAmount
+from mediagate.ledger.models import LedgerAccount, LedgerTransfer
+
+Mode = Literal["live", "test"]
+MODES: tuple[Mode, ...] = ("live", "test")
+
+
+@dataclass(frozen=True)
+class Balance:
+    posted: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.posted - self.held
+
+
+def wallet_id(account_id: str, mode: str) -> str:
+    return f"{account_id}:{mode}"
+
+
+def grants_id(mode: str) -> str:
+    return f"@grants:{mode}"
+
+
+def revenue_id(mode: str) -> str:
+    return f"@revenue:{mode}"
+
+
+async def open_wallets(session: AsyncSession, account_id: str) -> None:
+    """Create the live and test wallets of a new account."""
+    session.add_all(
+        LedgerAccount(
+            id=wallet_id(account_id, mode),
+            account_id=account_id,
+            mode=mode,
+            code="user",
+            debits_pending=0,
+            debits_posted=0,
+            credits_posted=0,
+        )
+        for mode in MODES
+    )
+    await session.flush()
+
+
+async def grant(
+    session: AsyncSession, account_id: str, mode: Mode, amount: int, *, reason: str
+) -> LedgerTransfer:
+    """Add `amount` credits to a wallet (from the operator's grants account)."""
+    _check_amount(amount)
+    wallet = wallet_id(account_id, mode)
+    await session.execute(
+        update(LedgerAccount)
+        .where(LedgerAccount.id == wallet)
+        .values(credits_posted=LedgerAccount.credits_posted + amount)
+    )
+    return await _record(session, "grant", grants_id(mode), wallet, amount, reason=reason)
+
+
+async def debit(
+    session: AsyncSession, account_id: str, mode: Mode, amount: int, *, reason: str
+) -> LedgerTransfer:
+    """Take `amount` available credits back from a wallet (operator correction)."""
+    _check_amount(amount)
+    wallet = wallet_id(account_id, mode)
+    await _take_available(session, wallet, amount, posted=True)
+    return await _record(session, "debit", wallet, grants_id(mode), amount, reason=reason)
+
+
+async def hold(
+    session: AsyncSession, account_id: str, mode: Mode, amount: int, *, task_id: str
+) -> LedgerTransfer:
+    """Reserve `amount` for a task; 402 if it would overdraw the wallet."""
+    _check_amount(amount)
+    wallet = wallet_id(account_id, mode)
+    await _take_available(session, wallet, amount, posted=False)
+    return await _record(session, "hold", wallet, revenue_id(mode), amount, task_id=task_id)
+
+
+async def capture(session: AsyncSession, hold_id: int) -> LedgerTransfer:
+    """Charge a hold (the task succeeded)."""
+    return await _resolve(session, hold_id, "capture")
+
+
+async def release(session: AsyncSession, hold_id: int) -> LedgerTransfer:
+    """Give a hold back (the task failed, timed out or was cancelled)."""
+    return await _resolve(session, hold_id, "release")
+
+
+async def balance(session: AsyncSession, account_id: str, mode: Mode) -> Balance:
+    row = (
+        await session.execute(
+            select(
+                LedgerAccount.credits_posted - LedgerAccount.debits_posted,
+                LedgerAccount.debits_pending,
+            ).where(LedgerAccount.id == wallet_id(account_id, mode))
+        )
+    ).one()
+    return Balance(posted=int(row[0]), held=int(row[1]))
+
+
+async def recompute_balance(session: AsyncSession, account_id: str, mode: Mode) -> Balance:
+    """The wallet's balance computed from its transfers alone (checks the cache)."""
+    wallet = wallet_id(account_id, mode)
+    t = LedgerTransfer
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(
+                    func.sum(
+                        case(
+                            (t.kind.in_(("grant",)) & (t.credit_account_id == wallet), t.amount),
+                            (t.kind.in_(("debit", "capture")) & (t.debit_account_id == wallet), -t.amount),
+                            else_=0,
+                        )
+                    ),
+                    0,
+                ),
+                func.coalesce(
+                    func.sum(
+                        case(
+                            (t.kind == "hold", t.amount),
+                            (t.kind.in_(("capture", "release")), -t.amount),
+                            else_=0,
+                        )
+                    ).filter(t.debit_account_id == wallet),
+                    0,
+                ),
+            ).where((t.debit_account_id == wallet) | (t.credit_account_id == wallet))
+        )
+    ).one()
+    return Balance(posted=int(row[0]), held=int(row[1]))
+
+
+async def open_holds(session: AsyncSession, task_ids: list[str]) -> set[str]:
+    """Which of these tasks still have an unresolved hold."""
+    resolved = select(LedgerTransfer.pending_id).where(LedgerTransfer.pending_id.is_not(None))
+    rows = await session.scalars(
+        select(LedgerTransfer.task_id).where(
+            LedgerTransfer.kind == "hold",
+            LedgerTransfer.task_id.in_(task_ids),
+            LedgerTransfer.id.not_in(resolved),
+        )
+    )
+    return {r for r in rows if r is not None}
+
+
+def _check_amount(amount: int) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidAmount(param="amount")
+
+
+async def _take_available(session: AsyncSession, wallet: str, amount: int, *, posted: bool) -> None:
+    """Move `amount` out of available in one conditional UPDATE: never below zero, also
+    under concurrency (the row is locked by the update on PostgreSQL; SQLite write units
+    are serialised by BEGIN IMMEDIATE)."""
+    column = LedgerAccount.debits_posted if posted else LedgerAccount.debits_pending
+    available = (
+        LedgerAccount.credits_posted - LedgerAccount.debits_posted - LedgerAccount.debits_pending
+    )
+    result = await session.execute(
+        update(LedgerAccount)
+        .where(LedgerAccount.id == wallet, available >= amount)
+        .values({column: column + amount})
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return
+    current = await session.scalar(select(available).where(LedgerAccount.id == wallet))
+    raise InsufficientCredits(
+        f"Insufficient credits: {amount} needed, {int(current or 0)} available"
+    )
+
+
+async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> LedgerTransfer:
+    pending = await session.get_one(LedgerTransfer, hold_id)
+    if pending.kind != "hold":
+        raise ValueError(f"transfer {hold_id} is not a hold")
+    values: dict[str, object] = {"debits_pending": LedgerAccount.debits_pending - pending.amount}
+    if kind == "capture":
+        values["debits_posted"] = LedgerAccount.debits_posted + pending.amount
+    await session.execute(
+        update(LedgerAccount)
+        .where(LedgerAccount.id == pending.debit_account_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return await _record(
+        session,
+        kind,
+        pending.debit_account_id,
+        pending.credit_account_id,
+        pending.amount,
+        pending_id=pending.id,
+        task_id=pending.task_id,
+    )
+
+
+async def _record(
+    session: AsyncSession,
+    kind: str,
+    debit_account: str,
+    credit_account: str,
+    amount: int,
+    *,
+    pending_id: int | None = None,
+    task_id: str | None = None,
+    reason: str | None = None,
+) -> LedgerTransfer:
+    transfer = LedgerTransfer(
+        kind=kind,
+        debit_account_id=debit_account,
+        credit_account_id=credit_account,
+        amount=amount,
+        pending_id=pending_id,
+        task_id=task_id,
+        reason=reason,
+        created_at=utcnow(),
+    )
+    session.add(transfer)
+    await session.flush()
+    return transfer

@@ -1,0 +1,9 @@
+"""Every table, imported in one place for Alembic and the tests."""
+
+from mediagate.accounts.models import Account
+from mediagate.keys.models import ApiKey
+from mediagate.ledger.models import LedgerAccount, LedgerTransfer
+from mediagate.providers.models import SandboxJob
+from mediagate.tasks.models import IdempotencyKey, Task
+
+__all__ = ["Account", "ApiKey", "IdempotencyKey", "LedgerAccount", "LedgerTransfer", "SandboxJob", "Task"]

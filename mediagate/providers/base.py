@@ -1,0 +1,41 @@
+"""The provider interface the runner talks to. Live adapters and the sandbox implement it."""
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    reference: str
+    """Our task id: the provider's client reference where it takes one."""
+    model: str
+    type: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PollResult:
+    state: Literal["pending", "completed", "failed"]
+    outputs: list[str] = field(default_factory=list)
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+    supports_lookup: bool
+    """True when `lookup` can find a task by our reference (safe replay after a crash)."""
+
+    async def submit(self, request: ProviderRequest) -> str:
+        """Create the upstream task; its upstream id."""
+        ...
+
+    async def lookup(self, reference: str) -> str | None:
+        """The upstream id of the task created with our `reference`, if any."""
+        ...
+
+    async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult: ...
+
+    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
+        """The bytes of one result reference returned by `poll`."""
+        ...

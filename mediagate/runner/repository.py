@@ -1,0 +1,80 @@
+"""Lease queries on the tasks table. Dialect-specific SQL sits here, one function each."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediagate.tasks.models import Task
+
+_claimable = (Task.status == "in_progress", Task.lease_owner.is_(None))
+
+
+async def claim_due(
+    session: AsyncSession, *, worker: str, limit: int, lease_s: float, now: datetime
+) -> list[Task]:
+    """Lease up to `limit` due tasks to `worker`, bumping each one's fencing `attempt`.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets workers claim side by side without waiting.
+    SQLite: the write unit holds the database lock (BEGIN IMMEDIATE), so select+update is
+    already atomic.
+    """
+    due = select(Task.id).where(*_claimable, Task.next_run_at <= now).order_by(Task.next_run_at).limit(limit)
+    if session.bind.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    result = await session.scalars(
+        update(Task)
+        .where(Task.id.in_(due.scalar_subquery()), *_claimable)
+        .values(
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempt=Task.attempt + 1,
+        )
+        .returning(Task)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result)
+
+
+async def write_back(
+    session: AsyncSession,
+    task: Task,
+    *,
+    worker: str,
+    values: dict[str, Any],
+    release: bool,
+) -> bool:
+    """Apply `values` only if `worker` still holds the lease it claimed (`task.attempt`).
+    False means the lease was lost and nothing changed."""
+    if release:
+        values = {**values, "lease_owner": None, "lease_expires_at": None}
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.lease_owner == worker, Task.attempt == task.attempt)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def requeue_expired_leases(session: AsyncSession, now: datetime) -> int:
+    """Tasks whose worker died or stalled go back to the queue."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.status == "in_progress", Task.lease_owner.is_not(None), Task.lease_expires_at < now)
+        .values(lease_owner=None, lease_expires_at=None, next_run_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def hasten_overdue(session: AsyncSession, now: datetime) -> int:
+    """Make tasks past their deadline due now, so a worker fails them promptly."""
+    result = await session.execute(
+        update(Task)
+        .where(*_claimable, Task.deadline_at < now, Task.next_run_at > now)
+        .values(next_run_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,203 @@
+"""The lease-based step runner: claim due tasks, run one short step each, write back.
+
+Runs inside `mediagate serve` (embedded) or alone as `mediagate worker`. Any number of
+runners can share one database: a claim leases a row and bumps its `attempt`, every
+write-back is fenced on (lease_owner, attempt), so a runner that lost its lease changes
+nothing. Killing a runner at any point loses no task: its leases expire and the
+reconciler puts the tasks back in the queue.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from mediagate.catalog.loader import Catalog
+from mediagate.core.clock import utcnow
+from mediagate.core.db import Database
+from mediagate.core.errors import ProviderUnavailable
+from mediagate.core.ids import random_base62
+from mediagate.core.settings import Settings
+from mediagate.ledger import service as ledger
+from mediagate.media.storage import Storage
+from mediagate.providers.registry import ProviderRegistry
+from mediagate.runner import repository
+from mediagate.runner.steps import STEPS, Advance, Finish, Outcome, StepContext, TaskFailed
+from mediagate.tasks.models import Task
+
+log = logging.getLogger("mediagate.runner")
+
+
+class LeaseLost(Exception):
+    """Another worker owns this task now; stop without writing."""
+
+
+class Runner:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        storage: Storage,
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.ctx = StepContext(settings, catalog, providers, storage, checkpoint=self._checkpoint)
+        self.worker = name or f"{socket.gethostname()}:{os.getpid()}:{random_base62(6)}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """A hint that a task may be due now (a new submit, a step that finished)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        log.info("runner %s started", self.worker)
+        next_reconcile = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                if loop.time() >= next_reconcile:
+                    await self.reconcile()
+                    next_reconcile = loop.time() + self.settings.reconcile_interval_s
+                await self._claim_and_start()
+            except Exception:
+                log.exception("runner loop error; retrying")
+            await self._idle()
+        log.info("runner %s stopped claiming", self.worker)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming, let running steps finish within `grace_s`, then cancel the rest
+        (their leases expire and another runner takes over)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._running:
+            _, pending = await asyncio.wait(self._running, timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def run_until_idle(self, timeout_s: float = 30.0) -> None:
+        """Test helper: run steps until no task is due or running."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                started = await self._claim_and_start()
+                if self._running:
+                    await asyncio.wait(self._running)
+                elif not started:
+                    return
+
+    async def reconcile(self) -> None:
+        now = utcnow()
+        async with self.db.write() as session:
+            requeued = await repository.requeue_expired_leases(session, now)
+            overdue = await repository.hasten_overdue(session, now)
+        if requeued or overdue:
+            log.warning("reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue)
+            self.wake()
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.settings.runner_poll_interval_s)
+        except TimeoutError:
+            pass
+
+    async def _claim_and_start(self) -> int:
+        room = self.settings.runner_concurrency - len(self._running)
+        if room <= 0 or self._stopping.is_set():
+            return 0
+        async with self.db.write() as session:
+            tasks = await repository.claim_due(
+                session, worker=self.worker, limit=room, lease_s=self.settings.lease_s, now=utcnow()
+            )
+        for task in tasks:
+            job = asyncio.create_task(self._run_one(task), name=f"step {task.id} {task.step}")
+            self._running.add(job)
+            job.add_done_callback(self._running.discard)
+        return len(tasks)
+
+    async def _run_one(self, task: Task) -> None:
+        try:
+            outcome = await self._run_step(task)
+            await self._apply(task, outcome)
+        except LeaseLost:
+            log.warning("task %s: lease lost during %s; leaving it to its new owner", task.id, task.step)
+        except Exception:
+            log.exception("task %s: could not write back step %s", task.id, task.step)
+        self.wake()
+
+    async def _run_step(self, task: Task) -> Outcome:
+        if task.deadline_at <= utcnow():
+            return Finish("failed", "timeout", _timeout_message(task))
+        step = STEPS[task.step]
+        try:
+            async with asyncio.timeout(max(1.0, self.settings.lease_s - 2)):
+                return await step(self.ctx, task)
+        except TaskFailed as failed:
+            return Finish("failed", failed.error_type, failed.message)
+        except ProviderUnavailable as exc:
+            return Finish("failed", "provider_unavailable", exc.message)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            errors = task.step_errors + 1
+            log.exception("task %s: step %s failed (%d/%d)", task.id, task.step, errors, self.settings.step_max_errors)
+            if errors >= self.settings.step_max_errors:
+                return Finish("failed", "api_error", f"Internal error while processing the task ({type(exc).__name__})")
+            return Advance(task.step, min(2.0**errors, 60.0), {"step_errors": errors})
+
+    async def _apply(self, task: Task, outcome: Outcome) -> None:
+        now = utcnow()
+        if isinstance(outcome, Advance):
+            values: dict[str, Any] = {
+                "step": outcome.step,
+                "next_run_at": now + timedelta(seconds=outcome.delay_s),
+                "updated_at": now,
+                **outcome.values,
+            }
+            if "step_errors" not in outcome.values:
+                values["step_errors"] = 0
+            async with self.db.write() as session:
+                if not await repository.write_back(session, task, worker=self.worker, values=values, release=True):
+                    raise LeaseLost()
+            return
+        await self._finish(task, outcome, now)
+
+    async def _finish(self, task: Task, outcome: Finish, now: Any) -> None:
+        """Terminal state and the credit outcome in ONE transaction: capture on success,
+        release otherwise. Fenced, so a task is finished (and charged) at most once."""
+        values = {
+            "status": outcome.status,
+            "step": "done",
+            "error_type": outcome.error_type,
+            "error_message": outcome.error_message,
+            "completed_at": now,
+            "updated_at": now,
+        }
+        async with self.db.write() as session:
+            if not await repository.write_back(session, task, worker=self.worker, values=values, release=True):
+                raise LeaseLost()
+            if task.hold_id is not None:
+                if outcome.status == "completed":
+                    await ledger.capture(session, task.hold_id)
+                else:
+                    await ledger.release(session, task.hold_id)
+        log.info("task %s %s%s", task.id, outcome.status, f" ({outcome.error_type})" if outcome.error_type else "")
+
+    async def _checkpoint(self, task: Task, values: dict[str, Any]) -> None:
+        values = {**values, "updated_at": utcnow()}
+        async with self.db.write() as session:
+            if not await repository.write_back(session, task, worker=self.worker, values=values, release=False):
+                raise LeaseLost()
+
+
+def _timeout_message(task: Task) -> str:
+    seconds = int((task.deadline_at - task.created_at).total_seconds())
+    return f"The task did not finish within {seconds} s and was stopped; nothing was charged"

@@ -1,0 +1,73 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mediagate.core.db import Base, UTCDateTime
+
+
+class Task(Base):
+    """One generation. The runner moves it step by step; `attempt` fences each lease."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index(
+            "ix_tasks_due",
+            "next_run_at",
+            sqlite_where=text("status = 'in_progress' AND lease_owner IS NULL"),
+            postgresql_where=text("status = 'in_progress' AND lease_owner IS NULL"),
+        ),
+        Index("ix_tasks_account_status", "account_id", "status"),
+        Index("ix_tasks_account_created", "account_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    key_id: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(8))
+    model: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(50))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    price: Mapped[int] = mapped_column(Integer)
+    hold_id: Mapped[int | None] = mapped_column(Integer)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+
+    status: Mapped[str] = mapped_column(String(16))
+    """in_progress | completed | failed"""
+    step: Mapped[str] = mapped_column(String(16))
+    """prepare | submit | submitting | poll | store | finalize | done"""
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    """Incremented by every claim; write-backs are fenced on it."""
+    step_errors: Mapped[int] = mapped_column(Integer, default=0)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+
+    provider: Mapped[str | None] = mapped_column(String(32))
+    upstream_id: Mapped[str | None] = mapped_column(String(200))
+    outputs: Mapped[list[str] | None] = mapped_column(JSON)
+    """Result references returned by the provider, before mirroring."""
+    images: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    """Stored results: [{"key", "width", "height"}]."""
+    error_type: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key, stored in the same transaction as its task and hold."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,151 @@
+"""Create and read tasks. A task is accepted in ONE transaction: idempotency row,
+task row (step=prepare) and credit hold."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediagate.catalog.validation import GenerationRequest
+from mediagate.core.clock import isoformat, utcnow
+from mediagate.core.errors import IdempotencyMismatch, NotFound, RateLimited
+from mediagate.core.ids import new_id
+from mediagate.keys.service import AuthedKey
+from mediagate.ledger import service as ledger
+from mediagate.tasks.models import IdempotencyKey, Task
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+API_STATUS = {"in_progress": "IN_PROGRESS", "completed": "completed", "failed": "failed"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    task: Task
+    replayed: bool
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """Stable hash of a request body (key order and whitespace do not matter)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def submit_generation(
+    session: AsyncSession,
+    *,
+    caller: AuthedKey,
+    request: GenerationRequest,
+    max_in_flight: int,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> Submission:
+    now = utcnow()
+    if idempotency_key is not None:
+        existing = await _replay(session, caller.account_id, idempotency_key, fingerprint, now)
+        if existing is not None:
+            return Submission(existing, replayed=True)
+    in_flight = await session.scalar(
+        select(func.count())
+        .select_from(Task)
+        .where(Task.account_id == caller.account_id, Task.status == "in_progress")
+    )
+    if (in_flight or 0) >= max_in_flight:
+        raise RateLimited(
+            f"Too many tasks in progress ({max_in_flight} at most); wait for some to finish",
+            retry_after_s=5,
+        )
+    params = dict(request.params)
+    callback_url = params.pop("callback_url", None)
+    task = Task(
+        id=new_id("task", 24),
+        account_id=caller.account_id,
+        key_id=caller.id,
+        mode=caller.mode,
+        model=request.model.id,
+        type=request.type,
+        params=params,
+        price=request.price,
+        callback_url=callback_url,
+        status="in_progress",
+        step="prepare",
+        next_run_at=now,
+        deadline_at=now + timedelta(seconds=request.model.deadline_s),
+        attempt=0,
+        step_errors=0,
+        polls=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    await session.flush()
+    hold = await ledger.hold(
+        session, caller.account_id, caller.mode, request.price, task_id=task.id  # type: ignore[arg-type]
+    )
+    task.hold_id = hold.id
+    if idempotency_key is not None and fingerprint is not None:
+        session.add(
+            IdempotencyKey(
+                account_id=caller.account_id,
+                key=idempotency_key,
+                request_hash=fingerprint,
+                task_id=task.id,
+                created_at=now,
+                expires_at=now + IDEMPOTENCY_TTL,
+            )
+        )
+    await session.flush()
+    return Submission(task, replayed=False)
+
+
+async def _replay(
+    session: AsyncSession, account_id: str, key: str, fingerprint: str | None, now: datetime
+) -> Task | None:
+    row = await session.get(IdempotencyKey, (account_id, key))
+    if row is None:
+        return None
+    if row.expires_at <= now:
+        await session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
+            )
+        )
+        return None
+    if row.request_hash != fingerprint:
+        raise IdempotencyMismatch()
+    return await session.get_one(Task, row.task_id)
+
+
+async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task:
+    """The account's task; another account's task is as unknown as a missing one."""
+    task = await session.get(Task, task_id)
+    if task is None or task.account_id != account_id:
+        raise NotFound(f"No task {task_id!r}", param="task_id")
+    return task
+
+
+def task_as_data(task: Task, files_base: str) -> dict[str, Any]:
+    """The public task object (GET /api/v1/tasks/{id}, callbacks)."""
+    images = [
+        {"url": f"{files_base}/files/{img['key']}", "width": img["width"], "height": img["height"]}
+        for img in (task.images or [])
+    ] if task.status == "completed" else []
+    error = (
+        {"type": task.error_type, "message": task.error_message}
+        if task.status == "failed"
+        else None
+    )
+    return {
+        "task_id": task.id,
+        "model": task.model,
+        "type": task.type,
+        "status": API_STATUS[task.status],
+        "created_at": isoformat(task.created_at),
+        "completed_at": isoformat(task.completed_at),
+        "credits": 0 if task.status == "failed" else task.price,
+        "output": {"images": images},
+        "error": error,
+    }
