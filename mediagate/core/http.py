@@ -41,17 +41,16 @@ class RequestIdMiddleware:
             return
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
         request_id = incoming if REQUEST_ID_RE.match(incoming) else f"req_{random_base62(16)}"
-        token = request_id_var.set(request_id)
+        # Kept in the scope too: the last-resort 500 handler runs outside this middleware.
+        scope.setdefault("state", {})["request_id"] = request_id
+        request_id_var.set(request_id)  # each request runs in its own task context
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
+        await self.app(scope, receive, send_with_id)
 
 
 def error_response(status: int, type_: str, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -88,9 +87,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        request_id = request_id_var.get()
+        request_id = getattr(request.state, "request_id", "-")
+        request_id_var.set(request_id)
         log.exception("unhandled error (request %s)", request_id)
-        return error_response(500, "api_error", f"Internal server error (request id {request_id})")
+        return error_response(
+            500,
+            "api_error",
+            f"Internal server error (request id {request_id})",
+            headers={"x-request-id": request_id},
+        )
 
 
 async def read_json_body(request: Request, limit: int) -> Any:

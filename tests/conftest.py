@@ -1,0 +1,76 @@
+"""Each test gets its own data directory and SQLite file, migrated with the real migrations."""
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mediagate.app import create_app
+from mediagate.core.db import Database
+from mediagate.core.migrate import upgrade
+from mediagate.core.settings import Settings
+from tests.factories import KeyFactory
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Run every `async def` test on asyncio, without a marker on each."""
+    if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):  # type: ignore[attr-defined]
+        pytest.mark.anyio(obj)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "data_dir": tmp_path / "data",
+            "secret_key": "test-secret-key",
+            "embedded_runner": False,
+            "sandbox_latency_s": 0.0,
+            "runner_poll_interval_s": 0.05,
+            "rate_limit_per_s": 0,
+            **overrides,
+        }
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Iterator[Settings]:
+    s = make_settings()
+    upgrade(s)
+    yield s
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+        yield c
+
+
+@pytest.fixture
+def keys(db: Database, settings: Settings) -> KeyFactory:
+    return KeyFactory(db, settings)
