@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.tasks.models import Task
@@ -78,3 +78,7 @@ async def hasten_overdue(session: AsyncSession, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_in_progress(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Task).where(Task.status == "in_progress")) or 0)

@@ -84,15 +84,20 @@ class Runner:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def run_until_idle(self, timeout_s: float = 30.0) -> None:
-        """Test helper: run steps until no task is due or running."""
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Run until no task is in progress (tests, and `mediagate worker --drain`)."""
         async with asyncio.timeout(timeout_s):
             while True:
                 started = await self._claim_and_start()
                 if self._running:
                     await asyncio.wait(self._running)
-                elif not started:
-                    return
+                    continue
+                if started:
+                    continue
+                async with self.db.read() as session:
+                    if not await repository.count_in_progress(session):
+                        return
+                await self._idle()
 
     async def reconcile(self) -> None:
         now = utcnow()
