@@ -28,6 +28,7 @@ from mediagate.runner.steps import STEPS, Advance, Finish, Outcome, StepContext,
 from mediagate.tasks.models import Task
 
 log = logging.getLogger("mediagate.runner")
+STEP_SHARE_OF_LEASE = 0.75
 
 
 class LeaseLost(Exception):
@@ -143,7 +144,8 @@ class Runner:
             return Finish("failed", "timeout", _timeout_message(task))
         step = STEPS[task.step]
         try:
-            async with asyncio.timeout(max(1.0, self.settings.lease_s - 2)):
+            # A step must end well inside its lease, or another worker could take over mid-step.
+            async with asyncio.timeout(self.settings.lease_s * STEP_SHARE_OF_LEASE):
                 return await step(self.ctx, task)
         except TaskFailed as failed:
             return Finish("failed", failed.error_type, failed.message)

@@ -4,6 +4,7 @@ to write next; the runner does the (fenced) writing.
 prepare → submit → [submitting] → poll → store → finalize
 """
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -123,12 +124,13 @@ async def poll(ctx: StepContext, task: Task) -> Outcome:
 
 
 async def store(ctx: StepContext, task: Task) -> Outcome:
-    """Copy every result into our storage; the task completes only once all are stored."""
+    """Copy every result into our storage, concurrently; the task completes only once all
+    are stored (a retry rewrites the same files)."""
     assert task.provider is not None and task.outputs
     provider = ctx.providers.get(task.provider)
     request = provider_request(task)
-    images = []
-    for index, output in enumerate(task.outputs):
+
+    async def store_one(index: int, output: str) -> dict[str, Any]:
         data = await provider.fetch_result(output, request)
         try:
             info = inspect_image(data)
@@ -138,8 +140,10 @@ async def store(ctx: StepContext, task: Task) -> Outcome:
             ) from exc
         key = f"{result_file_name(ctx.settings.hmac_secret, task.id, index)}.{info.extension}"
         await ctx.storage.put(key, data)
-        images.append({"key": key, "width": info.width, "height": info.height})
-    return Advance("finalize", 0.0, {"images": images})
+        return {"key": key, "width": info.width, "height": info.height}
+
+    images = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
+    return Advance("finalize", 0.0, {"images": list(images)})
 
 
 async def finalize(ctx: StepContext, task: Task) -> Outcome:

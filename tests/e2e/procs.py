@@ -1,0 +1,84 @@
+"""Real mediagate processes on loopback for end-to-end tests."""
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment(data_dir: Path, **settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    env.update({"MEDIAGATE_DATA_DIR": str(data_dir), "MEDIAGATE_SECRET_KEY": "e2e-secret", "MEDIAGATE_LOG_LEVEL": "INFO"})
+    env.update({f"MEDIAGATE_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "mediagate", *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def create_key(env: dict[str, str], *, account: str, credits: int, test: bool = True) -> str:
+    flags = ["--test"] if test else []
+    out = cli(env, "keys", "create", "--account", account, "--credits", str(credits), "--json", *flags)
+    return str(json.loads(out)["key"])
+
+
+@contextmanager
+def process(env: dict[str, str], *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mediagate", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_for_http(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def up() -> bool:
+        assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(up, timeout=30, what="the server to answer /healthz")
+
+
+def query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Read the database as an operator would (the test never writes to it)."""
+    with sqlite3.connect(f"file:{data_dir / 'mediagate.db'}?mode=ro", uri=True, timeout=10) as conn:
+        return list(conn.execute(sql, params))
