@@ -13,8 +13,8 @@ from mediagate.accounts.routes import router as account_router
 from mediagate.catalog.loader import load_catalog
 from mediagate.catalog.routes import router as catalog_router
 from mediagate.core.db import Database
-from mediagate.core.logs import configure_logging
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
+from mediagate.core.logs import configure_logging
 from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
 from mediagate.keys.ratelimit import RateLimiter
@@ -64,7 +64,11 @@ def create_app(settings: Settings) -> FastAPI:
         runner_task: asyncio.Task[None] | None = None
         if settings.embedded_runner:
             runner = Runner(
-                db, settings, catalog=catalog, providers=app.state.providers, storage=app.state.storage
+                db,
+                settings,
+                catalog=catalog,
+                providers=app.state.providers,
+                storage=app.state.storage,
             )
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner

@@ -112,24 +112,43 @@ async def keys_create(db: Database, settings: Settings, args: argparse.Namespace
     async with db.write() as session:
         account, _ = await accounts.get_or_create(session, args.account)
         key, raw = await keys.create_key(
-            session, settings.hmac_secret, account_id=account.id, mode=mode, name=args.name, expires_at=expires
+            session,
+            settings.hmac_secret,
+            account_id=account.id,
+            mode=mode,
+            name=args.name,
+            expires_at=expires,
         )
         if args.credits:
-            await ledger.grant(session, account.id, mode, args.credits, reason="granted with a new key")
+            await ledger.grant(
+                session, account.id, mode, args.credits, reason="granted with a new key"
+            )
     if args.json:
         print(json.dumps({"key": raw, "id": key.id, "account": account.name, "mode": mode}))
         return
-    print(f"Created {mode} key {key.id} for account {account.name}. It is shown only once:\n\n  {raw}\n")
+    print(
+        f"Created {mode} key {key.id} for account {account.name}. "
+        f"It is shown only once:\n\n  {raw}\n"
+    )
 
 
 async def keys_list(db: Database, settings: Settings, args: argparse.Namespace) -> None:
     async with db.read() as session:
-        account_id = (await accounts.get_by_name(session, args.account)).id if args.account else None
+        account_id = (
+            (await accounts.get_by_name(session, args.account)).id if args.account else None
+        )
         rows = await keys.list_keys(session, account_id)
     print(f"{'ID':<22} {'MODE':<5} {'KEY':<20} {'CREATED':<21} {'LAST USED':<21} STATE")
     for key in rows:
-        state = "revoked" if key.revoked_at else "expired" if key.expires_at and key.expires_at <= utcnow() else "active"
-        print(f"{key.id:<22} {key.mode:<5} {key.hint:<20} {isoformat(key.created_at):<21} {isoformat(key.last_used_at) or '-':<21} {state}")
+        state = (
+            "revoked"
+            if key.revoked_at
+            else "expired"
+            if key.expires_at and key.expires_at <= utcnow()
+            else "active"
+        )
+        created, used = isoformat(key.created_at), isoformat(key.last_used_at) or "-"
+        print(f"{key.id:<22} {key.mode:<5} {key.hint:<20} {created:<21} {used:<21} {state}")
 
 
 async def keys_revoke(db: Database, settings: Settings, args: argparse.Namespace) -> None:
@@ -188,7 +207,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 def _export(settings: Settings, overrides: dict[str, Any]) -> None:
     """Hand CLI overrides to the server processes (they build Settings from the environment)."""
     for name, value in overrides.items():
-        os.environ[f"MEDIAGATE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        os.environ[f"MEDIAGATE_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
 
 
 async def _first_run(settings: Settings) -> None:
@@ -199,8 +220,12 @@ async def _first_run(settings: Settings) -> None:
             if await accounts.count_accounts(session) > 0:
                 return
             account, _ = await accounts.get_or_create(session, settings.demo_account)
-            _, raw = await keys.create_key(session, settings.hmac_secret, account_id=account.id, mode="test", name="demo")
-            await ledger.grant(session, account.id, "test", settings.demo_credits, reason="demo credits")
+            _, raw = await keys.create_key(
+                session, settings.hmac_secret, account_id=account.id, mode="test", name="demo"
+            )
+            await ledger.grant(
+                session, account.id, "test", settings.demo_credits, reason="demo credits"
+            )
     finally:
         await db.dispose()
     base = settings.public_base_url or f"http://{settings.host}:{settings.port}"

@@ -6,4 +6,12 @@ from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 from mediagate.providers.models import SandboxJob
 from mediagate.tasks.models import IdempotencyKey, Task
 
-__all__ = ["Account", "ApiKey", "IdempotencyKey", "LedgerAccount", "LedgerTransfer", "SandboxJob", "Task"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerTransfer",
+    "SandboxJob",
+    "Task",
+]

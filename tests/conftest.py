@@ -47,7 +47,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def settings(make_settings: Callable[..., Settings]) -> Iterator[Settings]:
     s = make_settings()
     upgrade(s)
-    yield s
+    return s
 
 
 @pytest.fixture

@@ -16,11 +16,15 @@ router = APIRouter(prefix="/api/v1", tags=["account"])
 async def get_account(request: Request, caller: CurrentKey) -> JSONResponse:
     async with core_state(request).db.read() as session:
         account = await session.get_one(Account, caller.account_id)
-        balance = await ledger.balance(session, caller.account_id, caller.mode)  # type: ignore[arg-type]
+        balance = await ledger.balance(session, caller.account_id, caller.mode)
     return success(
         {
             "account": {"id": account.id, "name": account.name},
             "key": {"id": caller.id, "mode": caller.mode},
-            "credits": {"available": balance.available, "held": balance.held, "posted": balance.posted},
+            "credits": {
+                "available": balance.available,
+                "held": balance.held,
+                "posted": balance.posted,
+            },
         }
     )

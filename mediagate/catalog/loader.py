@@ -88,7 +88,20 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
         default_type=default_type,
         types=types,
         params=params,
-        inputs=InputRules(**{k: tuple(v) if k == "formats" else v for k, v in raw.get("inputs", {}).items()}),
+        inputs=_parse_inputs(raw.get("inputs", {})),
         routes=routes,
         faq=tuple((f["q"], f["a"]) for f in raw.get("faq", ())),
+    )
+
+
+def _parse_inputs(raw: dict[str, Any]) -> InputRules:
+    unknown = set(raw) - set(InputRules.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"inputs: unknown keys {sorted(unknown)}")
+    default = InputRules()
+    return InputRules(
+        formats=tuple(raw.get("formats", default.formats)),
+        min_side=int(raw.get("min_side", default.min_side)),
+        max_aspect=float(raw.get("max_aspect", default.max_aspect)),
+        max_bytes=int(raw.get("max_bytes", default.max_bytes)),
     )

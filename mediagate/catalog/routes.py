@@ -16,6 +16,8 @@ async def list_models(request: Request) -> JSONResponse:
     return success([model_as_data(m) for m in catalog.models.values()])
 
 
-@router.get("/models/{model_id}", summary="Get a model", responses={404: {"description": "not_found"}})
+@router.get(
+    "/models/{model_id}", summary="Get a model", responses={404: {"description": "not_found"}}
+)
 async def get_model(request: Request, model_id: str) -> JSONResponse:
     return success(model_as_data(core_state(request).catalog.get(model_id)))

@@ -51,9 +51,7 @@ def request_schema(model: ModelSpec) -> dict[str, Any]:
     conditions = []
     for task_type in model.types.values():
         changed = {
-            name: param_schema(p)
-            for name, p in task_type.params.items()
-            if p != model.params[name]
+            name: param_schema(p) for name, p in task_type.params.items() if p != model.params[name]
         }
         if changed:
             conditions.append(

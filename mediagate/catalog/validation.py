@@ -60,9 +60,7 @@ def _check_type(model: ModelSpec, value: Any) -> str:
     if value is None:
         return model.default_type
     if not isinstance(value, str) or value not in model.types:
-        raise InvalidRequest(
-            f"type must be one of: {', '.join(model.types)}", param="type"
-        )
+        raise InvalidRequest(f"type must be one of: {', '.join(model.types)}", param="type")
     return value
 
 
@@ -122,9 +120,7 @@ def _check_integer(spec: ParamSpec, value: Any, type_name: str) -> int:
         raise InvalidRequest(f"{spec.name} must be at least {spec.minimum}", param=spec.name)
     if spec.maximum is not None and value > spec.maximum:
         suffix = f" for type {type_name}" if spec.maximum == spec.minimum else ""
-        raise InvalidRequest(
-            f"{spec.name} must be at most {spec.maximum}{suffix}", param=spec.name
-        )
+        raise InvalidRequest(f"{spec.name} must be at most {spec.maximum}{suffix}", param=spec.name)
     return value
 
 
@@ -144,9 +140,7 @@ def _check_url(spec: ParamSpec, label: str, value: Any) -> str:
     if not valid:
         raise InvalidRequest(f"{label} is not a valid URL", param=spec.name)
     if parts.scheme.lower() not in spec.schemes:
-        raise InvalidRequest(
-            f"{label} must use {' or '.join(spec.schemes)}", param=spec.name
-        )
+        raise InvalidRequest(f"{label} must use {' or '.join(spec.schemes)}", param=spec.name)
     return value
 
 

@@ -39,7 +39,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
+            "latin-1"
+        )
         request_id = incoming if REQUEST_ID_RE.match(incoming) else f"req_{random_base62(16)}"
         # Kept in the scope too: the last-resort 500 handler runs outside this middleware.
         scope.setdefault("state", {})["request_id"] = request_id
@@ -47,13 +49,22 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
 
 
-def error_response(status: int, type_: str, message: str, param: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The one error shape (API.md, Errors)."""
     body = {
         "code": status,
@@ -78,12 +89,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        return error_response(400, InvalidRequest.type, first.get("msg", "Invalid request"), ".".join(loc) or None)
+        return error_response(
+            400, InvalidRequest.type, first.get("msg", "Invalid request"), ".".join(loc) or None
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_ = HTTP_TYPES.get(exc.status_code, "invalid_request_error" if exc.status_code < 500 else "api_error")
-        return error_response(exc.status_code, type_, str(exc.detail), headers=getattr(exc, "headers", None))
+        type_ = HTTP_TYPES.get(
+            exc.status_code, "invalid_request_error" if exc.status_code < 500 else "api_error"
+        )
+        return error_response(
+            exc.status_code, type_, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
         if self.environment == "production" and not self.secret_key:
-            raise ValueError("MEDIAGATE_SECRET_KEY must be set when MEDIAGATE_ENVIRONMENT=production")
+            raise ValueError(
+                "MEDIAGATE_SECRET_KEY must be set when MEDIAGATE_ENVIRONMENT=production"
+            )
         return self
 
     @property

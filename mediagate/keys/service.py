@@ -10,6 +10,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +19,13 @@ from mediagate.core.clock import utcnow
 from mediagate.core.errors import AuthenticationFailed, NotFound
 from mediagate.core.ids import base62, new_id, random_base62
 from mediagate.keys.models import ApiKey
+from mediagate.ledger.service import Mode
 
 BODY_LENGTH = 30
 CHECKSUM_LENGTH = 6
-KEY_RE = re.compile(rf"^aio_(live|test)_([0-9A-Za-z]{{{BODY_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})$")
+KEY_RE = re.compile(
+    rf"^aio_(live|test)_([0-9A-Za-z]{{{BODY_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})$"
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class AuthedKey:
 
     id: str
     account_id: str
-    mode: str
+    mode: Mode
 
 
 def checksum(prefix_and_body: str) -> str:
@@ -47,7 +51,7 @@ def parse_secret(raw: str) -> str | None:
     match = KEY_RE.match(raw)
     if match is None:
         return None
-    head = raw[: -CHECKSUM_LENGTH]
+    head = raw[:-CHECKSUM_LENGTH]
     if not hmac.compare_digest(checksum(head), match.group(3)):
         return None
     return match.group(1)
@@ -95,15 +99,16 @@ async def authenticate(session: AsyncSession, hmac_secret: bytes, raw: str) -> A
         raise AuthenticationFailed()
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.account_id, ApiKey.mode, ApiKey.revoked_at, ApiKey.expires_at)
-            .where(ApiKey.key_hash == hash_secret(hmac_secret, raw))
+            select(
+                ApiKey.id, ApiKey.account_id, ApiKey.mode, ApiKey.revoked_at, ApiKey.expires_at
+            ).where(ApiKey.key_hash == hash_secret(hmac_secret, raw))
         )
     ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise AuthenticationFailed()
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise AuthenticationFailed()
-    return AuthedKey(id=row.id, account_id=row.account_id, mode=row.mode)
+    return AuthedKey(id=row.id, account_id=row.account_id, mode=cast(Mode, row.mode))
 
 
 async def touch(session: AsyncSession, key_id: str, *, every_s: int = 60) -> None:
@@ -113,7 +118,10 @@ async def touch(session: AsyncSession, key_id: str, *, every_s: int = 60) -> Non
         update(ApiKey)
         .where(ApiKey.id == key_id)
         .where(
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - timedelta(seconds=every_s))
+            or_(
+                ApiKey.last_used_at.is_(None),
+                ApiKey.last_used_at < now - timedelta(seconds=every_s),
+            )
         )
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
@@ -135,4 +143,3 @@ async def revoke(session: AsyncSession, key_id: str) -> ApiKey:
         key.revoked_at = utcnow()
         await session.flush()
     return key
-

@@ -120,7 +120,10 @@ async def recompute_balance(session: AsyncSession, account_id: str, mode: Mode) 
                     func.sum(
                         case(
                             (t.kind.in_(("grant",)) & (t.credit_account_id == wallet), t.amount),
-                            (t.kind.in_(("debit", "capture")) & (t.debit_account_id == wallet), -t.amount),
+                            (
+                                t.kind.in_(("debit", "capture")) & (t.debit_account_id == wallet),
+                                -t.amount,
+                            ),
                             else_=0,
                         )
                     ),

@@ -50,7 +50,12 @@ def inspect_image(data: bytes, formats: tuple[str, ...] = ("png", "jpeg", "webp"
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]]) as image:
                 width, height = image.size
-    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
         raise NotAnImage(f"unreadable {fmt} image") from exc
     if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
         raise NotAnImage(f"{width}×{height} is outside the accepted pixel count")

@@ -9,7 +9,9 @@ from mediagate.media.storage import Storage, content_type
 router = APIRouter(tags=["files"])
 
 
-@router.get("/files/{key}", summary="A stored result file", responses={404: {"description": "not_found"}})
+@router.get(
+    "/files/{key}", summary="A stored result file", responses={404: {"description": "not_found"}}
+)
 async def get_file(request: Request, key: str) -> FileResponse:
     storage: Storage = request.app.state.storage
     path = storage.local_path(key)

@@ -65,16 +65,22 @@ class SandboxProvider:
         async with self.db.read() as session:
             job = await session.get(SandboxJob, upstream_id)
         if job is None:
-            return PollResult("failed", error_type="provider_error", error_message="Unknown sandbox job")
+            return PollResult(
+                "failed", error_type="provider_error", error_message="Unknown sandbox job"
+            )
         if utcnow() < job.ready_at:
             return PollResult("pending")
         if FAIL_MARKER in request.params.get("prompt", ""):
             return PollResult(
                 "failed",
                 error_type="generation_failed",
-                error_message=f"The sandbox failed this task on purpose (the prompt contains {FAIL_MARKER})",
+                error_message=(
+                    f"The sandbox failed this task on purpose (the prompt contains {FAIL_MARKER})"
+                ),
             )
-        count = len(VIEWS) if request.type == MULTI_SHOT else int(request.params.get("num_images", 1))
+        count = (
+            len(VIEWS) if request.type == MULTI_SHOT else int(request.params.get("num_images", 1))
+        )
         return PollResult("completed", outputs=[f"sandbox://{job.id}/{i}" for i in range(count)])
 
     async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:

@@ -23,7 +23,7 @@ def output_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
 
 
 def _multiple_of_16(x: float) -> int:
-    return max(16, int(round(x / 16)) * 16)
+    return max(16, round(x / 16) * 16)
 
 
 def render(
@@ -35,9 +35,11 @@ def render(
     top, bottom = seed[:3], seed[3:6]
     # Draw small, scale up: a smooth gradient at a fraction of the cost.
     small = Image.new("RGB", (1, 64))
-    for y in range(64):
-        t = y / 63
-        small.putpixel((0, y), tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    for row in range(64):
+        t = row / 63
+        small.putpixel(
+            (0, row), tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+        )
     image = small.resize((width, height), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(image)
     unit = max(12, min(width, height) // 14)
@@ -45,7 +47,14 @@ def render(
     small_font = ImageFont.load_default(size=max(10, unit // 2))
     margin = unit
     draw.rectangle((0, 0, width - 1, height - 1), outline=(255, 255, 255), width=max(4, unit // 6))
-    draw.text((margin, margin), "SANDBOX", font=big, fill=(255, 255, 255), stroke_width=3, stroke_fill=(0, 0, 0))
+    draw.text(
+        (margin, margin),
+        "SANDBOX",
+        font=big,
+        fill=(255, 255, 255),
+        stroke_width=3,
+        stroke_fill=(0, 0, 0),
+    )
     caption = f"{index + 1}/{total} · {width}x{height} · {aspect_ratio} · {resolution}"
     if label:
         caption = f"{label} · {caption}"
@@ -54,7 +63,14 @@ def render(
     lines = textwrap.wrap(prompt, wrap)[:8]
     y = margin + unit * 3.4
     for line in lines:
-        draw.text((margin, y), line, font=small_font, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
+        draw.text(
+            (margin, y),
+            line,
+            font=small_font,
+            fill=(255, 255, 255),
+            stroke_width=1,
+            stroke_fill=(0, 0, 0),
+        )
         y += unit * 0.7
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)

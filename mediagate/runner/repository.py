@@ -20,8 +20,13 @@ async def claim_due(
     SQLite: the write unit holds the database lock (BEGIN IMMEDIATE), so select+update is
     already atomic.
     """
-    due = select(Task.id).where(*_claimable, Task.next_run_at <= now).order_by(Task.next_run_at).limit(limit)
-    if session.bind.dialect.name == "postgresql":
+    due = (
+        select(Task.id)
+        .where(*_claimable, Task.next_run_at <= now)
+        .order_by(Task.next_run_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     result = await session.scalars(
         update(Task)
@@ -62,7 +67,9 @@ async def requeue_expired_leases(session: AsyncSession, now: datetime) -> int:
     """Tasks whose worker died or stalled go back to the queue."""
     result = await session.execute(
         update(Task)
-        .where(Task.status == "in_progress", Task.lease_owner.is_not(None), Task.lease_expires_at < now)
+        .where(
+            Task.status == "in_progress", Task.lease_owner.is_not(None), Task.lease_expires_at < now
+        )
         .values(lease_owner=None, lease_expires_at=None, next_run_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -81,4 +88,9 @@ async def hasten_overdue(session: AsyncSession, now: datetime) -> int:
 
 
 async def count_in_progress(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Task).where(Task.status == "in_progress")) or 0)
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Task).where(Task.status == "in_progress")
+        )
+        or 0
+    )

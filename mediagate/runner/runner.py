@@ -8,6 +8,7 @@ reconciler puts the tasks back in the queue.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -86,7 +87,7 @@ class Runner:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
-        """Run until no task is in progress (tests, and `mediagate worker --drain`)."""
+        """Run until no task is in progress (tests and tools that need a quiet queue)."""
         async with asyncio.timeout(timeout_s):
             while True:
                 started = await self._claim_and_start()
@@ -106,14 +107,14 @@ class Runner:
             requeued = await repository.requeue_expired_leases(session, now)
             overdue = await repository.hasten_overdue(session, now)
         if requeued or overdue:
-            log.warning("reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue)
+            log.warning(
+                "reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue
+            )
             self.wake()
 
     async def _idle(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.settings.runner_poll_interval_s)
-        except TimeoutError:
-            pass
 
     async def _claim_and_start(self) -> int:
         room = self.settings.runner_concurrency - len(self._running)
@@ -134,7 +135,9 @@ class Runner:
             outcome = await self._run_step(task)
             await self._apply(task, outcome)
         except LeaseLost:
-            log.warning("task %s: lease lost during %s; leaving it to its new owner", task.id, task.step)
+            log.warning(
+                "task %s: lease lost during %s; leaving it to its new owner", task.id, task.step
+            )
         except Exception:
             log.exception("task %s: could not write back step %s", task.id, task.step)
         self.wake()
@@ -155,9 +158,19 @@ class Runner:
             raise
         except Exception as exc:
             errors = task.step_errors + 1
-            log.exception("task %s: step %s failed (%d/%d)", task.id, task.step, errors, self.settings.step_max_errors)
+            log.exception(
+                "task %s: step %s failed (%d/%d)",
+                task.id,
+                task.step,
+                errors,
+                self.settings.step_max_errors,
+            )
             if errors >= self.settings.step_max_errors:
-                return Finish("failed", "api_error", f"Internal error while processing the task ({type(exc).__name__})")
+                return Finish(
+                    "failed",
+                    "api_error",
+                    f"Internal error while processing the task ({type(exc).__name__})",
+                )
             return Advance(task.step, min(2.0**errors, 60.0), {"step_errors": errors})
 
     async def _apply(self, task: Task, outcome: Outcome) -> None:
@@ -172,7 +185,9 @@ class Runner:
             if "step_errors" not in outcome.values:
                 values["step_errors"] = 0
             async with self.db.write() as session:
-                if not await repository.write_back(session, task, worker=self.worker, values=values, release=True):
+                if not await repository.write_back(
+                    session, task, worker=self.worker, values=values, release=True
+                ):
                     raise LeaseLost()
             return
         await self._finish(task, outcome, now)
@@ -189,19 +204,28 @@ class Runner:
             "updated_at": now,
         }
         async with self.db.write() as session:
-            if not await repository.write_back(session, task, worker=self.worker, values=values, release=True):
+            if not await repository.write_back(
+                session, task, worker=self.worker, values=values, release=True
+            ):
                 raise LeaseLost()
             if task.hold_id is not None:
                 if outcome.status == "completed":
                     await ledger.capture(session, task.hold_id)
                 else:
                     await ledger.release(session, task.hold_id)
-        log.info("task %s %s%s", task.id, outcome.status, f" ({outcome.error_type})" if outcome.error_type else "")
+        log.info(
+            "task %s %s%s",
+            task.id,
+            outcome.status,
+            f" ({outcome.error_type})" if outcome.error_type else "",
+        )
 
     async def _checkpoint(self, task: Task, values: dict[str, Any]) -> None:
         values = {**values, "updated_at": utcnow()}
         async with self.db.write() as session:
-            if not await repository.write_back(session, task, worker=self.worker, values=values, release=False):
+            if not await repository.write_back(
+                session, task, worker=self.worker, values=values, release=False
+            ):
                 raise LeaseLost()
 
 

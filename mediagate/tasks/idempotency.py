@@ -18,7 +18,8 @@ def check_key(raw: str | None) -> str | None:
         return None
     if not raw or len(raw) > MAX_KEY_LENGTH or not raw.isprintable():
         raise InvalidRequest(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters", param="Idempotency-Key"
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters",
+            param="Idempotency-Key",
         )
     return raw
 

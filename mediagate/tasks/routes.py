@@ -46,7 +46,10 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         summary="Create a generation task",
         responses=ERRORS,  # type: ignore[arg-type]
         openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema}},
+            }
         },
     )
     async def create_generation(
@@ -77,7 +80,11 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         task = submission.task
         return success({"task_id": task.id, "status": service.API_STATUS[task.status]})
 
-    @router.get("/tasks/{task_id}", summary="Get a task", responses={401: ERRORS[401], 404: {"description": "not_found"}})
+    @router.get(
+        "/tasks/{task_id}",
+        summary="Get a task",
+        responses={401: ERRORS[401], 404: {"description": "not_found"}},
+    )
     async def get_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
         core = core_state(request)
         async with core.db.read() as session:

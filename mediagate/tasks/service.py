@@ -83,7 +83,11 @@ async def submit_generation(
     session.add(task)
     await session.flush()
     hold = await ledger.hold(
-        session, caller.account_id, caller.mode, request.price, task_id=task.id  # type: ignore[arg-type]
+        session,
+        caller.account_id,
+        caller.mode,
+        request.price,
+        task_id=task.id,
     )
     task.hold_id = hold.id
     if idempotency_key is not None and fingerprint is not None:
@@ -129,10 +133,18 @@ async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task
 
 def task_as_data(task: Task, files_base: str) -> dict[str, Any]:
     """The public task object (GET /api/v1/tasks/{id}, callbacks)."""
-    images = [
-        {"url": f"{files_base}/files/{img['key']}", "width": img["width"], "height": img["height"]}
-        for img in (task.images or [])
-    ] if task.status == "completed" else []
+    images = (
+        [
+            {
+                "url": f"{files_base}/files/{img['key']}",
+                "width": img["width"],
+                "height": img["height"],
+            }
+            for img in (task.images or [])
+        ]
+        if task.status == "completed"
+        else []
+    )
     error = (
         {"type": task.error_type, "message": task.error_message}
         if task.status == "failed"

@@ -49,11 +49,28 @@ provider = "wavespeed"
 
 def test_builtin_declaration() -> None:
     model = load_catalog().get("kling-image-o1")
-    assert {t.name: t.price for t in model.types.values()} == {"image-to-image": 6, "ai-multi-shot": 16}
-    assert model.params["aspect_ratio"].enum == ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "auto")
+    assert {t.name: t.price for t in model.types.values()} == {
+        "image-to-image": 6,
+        "ai-multi-shot": 16,
+    }
+    assert model.params["aspect_ratio"].enum == (
+        "1:1",
+        "16:9",
+        "9:16",
+        "4:3",
+        "3:4",
+        "3:2",
+        "2:3",
+        "21:9",
+        "auto",
+    )
     assert model.types["ai-multi-shot"].params["images"].max_items == 1
     assert model.types["image-to-image"].params["images"].max_items == 10
-    assert (model.inputs.min_side, model.inputs.max_aspect, model.inputs.max_bytes) == (300, 2.5, 10_000_000)
+    assert (model.inputs.min_side, model.inputs.max_aspect, model.inputs.max_bytes) == (
+        300,
+        2.5,
+        10_000_000,
+    )
     assert model.routes_for("ai-multi-shot") == ["wavespeed", "kling"]
     assert model.routes_for("image-to-image") == ["wavespeed", "kling", "fal"]
 
@@ -62,11 +79,13 @@ def test_builtin_declaration() -> None:
     ("broken", "message"),
     [
         ('[params.type]\ntype = "string"\n', "reserved"),
-        ("[params.prompt]\ntype = \"string\"\nmax_lenght = 3\n", "unknown keys"),
+        ('[params.prompt]\ntype = "string"\nmax_lenght = 3\n', "unknown keys"),
         ("[types.paint.params.nope]\nmaximum = 1\n", "undeclared params"),
     ],
 )
-def test_broken_declarations_are_refused_with_the_reason(tmp_path: Path, broken: str, message: str) -> None:
+def test_broken_declarations_are_refused_with_the_reason(
+    tmp_path: Path, broken: str, message: str
+) -> None:
     path = tmp_path / "broken.toml"
     path.write_text(_merge(SECOND_MODEL, broken))
     with pytest.raises(ValueError, match=message):
@@ -75,7 +94,7 @@ def test_broken_declarations_are_refused_with_the_reason(tmp_path: Path, broken:
 
 def _merge(base: str, extra: str) -> str:
     if extra.startswith("[params.prompt]"):
-        return base.replace("[params.prompt]\ntype = \"string\"\n", extra, 1)
+        return base.replace('[params.prompt]\ntype = "string"\n', extra, 1)
     return base + "\n" + extra
 
 
@@ -102,23 +121,53 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         listed = (await c.get("/api/v1/models")).json()["data"]
         assert [m["id"] for m in listed] == ["kling-image-o1", "test-painter"]
         painter = (await c.get("/api/v1/models/test-painter")).json()["data"]
-        assert painter["types"] == [{"type": "paint", "price": 3, "description": "Paint.", "default": True}]
-        assert painter["params"]["properties"]["num_images"] == {"type": "integer", "default": 2, "minimum": 1, "maximum": 3}
+        assert painter["types"] == [
+            {"type": "paint", "price": 3, "description": "Paint.", "default": True}
+        ]
+        assert painter["params"]["properties"]["num_images"] == {
+            "type": "integer",
+            "default": 2,
+            "minimum": 1,
+            "maximum": 3,
+        }
 
         openapi = (await c.get("/openapi.json")).json()
-        body = openapi["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        assert [s["properties"]["model"]["const"] for s in body["oneOf"]] == ["kling-image-o1", "test-painter"]
+        body = openapi["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"][
+            "application/json"
+        ]["schema"]
+        assert [s["properties"]["model"]["const"] for s in body["oneOf"]] == [
+            "kling-image-o1",
+            "test-painter",
+        ]
 
         key = await keys(credits=10)
-        bad = await c.post("/api/v1/images/generations", json={"model": "test-painter", "prompt": "x", "num_images": 4}, headers=key.headers)
+        bad = await c.post(
+            "/api/v1/images/generations",
+            json={"model": "test-painter", "prompt": "x", "num_images": 4},
+            headers=key.headers,
+        )
         assert (bad.status_code, bad.json()["error"]["param"]) == (400, "num_images")
-        unknown = await c.post("/api/v1/images/generations", json={"model": "test-painter", "prompt": "x", "images": []}, headers=key.headers)
+        unknown = await c.post(
+            "/api/v1/images/generations",
+            json={"model": "test-painter", "prompt": "x", "images": []},
+            headers=key.headers,
+        )
         assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "images")
 
-        created = await c.post("/api/v1/images/generations", json={"model": "test-painter", "prompt": "a cat"}, headers=key.headers)
+        created = await c.post(
+            "/api/v1/images/generations",
+            json={"model": "test-painter", "prompt": "a cat"},
+            headers=key.headers,
+        )
         task_id = created.json()["data"]["task_id"]
         core = app.state.core
-        runner = Runner(core.db, core.settings, catalog=core.catalog, providers=app.state.providers, storage=app.state.storage)
+        runner = Runner(
+            core.db,
+            core.settings,
+            catalog=core.catalog,
+            providers=app.state.providers,
+            storage=app.state.storage,
+        )
         await runner.drain()
         task = (await c.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()["data"]
         assert task["status"] == "completed" and task["credits"] == 3
@@ -130,12 +179,19 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
 async def test_models_route_matches_the_declaration(client: httpx.AsyncClient) -> None:
     model = (await client.get("/api/v1/models/kling-image-o1")).json()["data"]
     assert model["endpoint"] == "/api/v1/images/generations"
-    assert {t["type"]: t["price"] for t in model["types"]} == {"image-to-image": 6, "ai-multi-shot": 16}
+    assert {t["type"]: t["price"] for t in model["types"]} == {
+        "image-to-image": 6,
+        "ai-multi-shot": 16,
+    }
     props = model["params"]["properties"]
     assert props["prompt"]["maxLength"] == 2500 and props["images"]["maxItems"] == 10
     assert props["images"]["items"] == {"type": "string", "format": "uri", "maxLength": 2048}
     assert props["resolution"]["enum"] == ["1k", "2k"]
-    multi = next(c for c in model["params"]["allOf"] if c["if"]["properties"]["type"]["const"] == "ai-multi-shot")
+    multi = next(
+        c
+        for c in model["params"]["allOf"]
+        if c["if"]["properties"]["type"]["const"] == "ai-multi-shot"
+    )
     assert multi["then"]["properties"]["images"]["minItems"] == 1
     assert multi["then"]["properties"]["num_images"]["maximum"] == 1
     assert model["params"]["additionalProperties"] is False

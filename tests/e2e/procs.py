@@ -24,27 +24,46 @@ def free_port() -> int:
 
 def environment(data_dir: Path, **settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
-    env.update({"MEDIAGATE_DATA_DIR": str(data_dir), "MEDIAGATE_SECRET_KEY": "e2e-secret", "MEDIAGATE_LOG_LEVEL": "INFO"})
+    env.update(
+        {
+            "MEDIAGATE_DATA_DIR": str(data_dir),
+            "MEDIAGATE_SECRET_KEY": "e2e-secret",
+            "MEDIAGATE_LOG_LEVEL": "INFO",
+        }
+    )
     env.update({f"MEDIAGATE_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "mediagate", *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mediagate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def create_key(env: dict[str, str], *, account: str, credits: int, test: bool = True) -> str:
     flags = ["--test"] if test else []
-    out = cli(env, "keys", "create", "--account", account, "--credits", str(credits), "--json", *flags)
+    out = cli(
+        env, "keys", "create", "--account", account, "--credits", str(credits), "--json", *flags
+    )
     return str(json.loads(out)["key"])
 
 
 @contextmanager
 def process(env: dict[str, str], *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mediagate", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mediagate", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield proc
     finally:

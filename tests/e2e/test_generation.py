@@ -32,7 +32,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        data = httpx.get(f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        data = httpx.get(
+            f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
         if data["status"] != "IN_PROGRESS":
             return dict(data)
         time.sleep(0.2)
@@ -40,14 +42,20 @@ def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, An
 
 
 def submit(base: str, key: str, body: dict[str, Any]) -> str:
-    response = httpx.post(f"{base}/api/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"})
+    response = httpx.post(
+        f"{base}/api/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["status"] == "IN_PROGRESS"
     return str(response.json()["data"]["task_id"])
 
 
 def credits(base: str, key: str) -> dict[str, int]:
-    return dict(httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()["data"]["credits"])
+    return dict(
+        httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()[
+            "data"
+        ]["credits"]
+    )
 
 
 def test_first_run_prints_a_demo_key_and_curl(server: dict[str, Any]) -> None:
@@ -67,7 +75,17 @@ def test_generation_completes_with_the_requested_size_and_exact_charge(
     base = server["base"]
     account = f"e2e-{aspect_ratio.replace(':', 'x')}-{resolution}"
     key = create_key(server["env"], account=account, credits=100)
-    task_id = submit(base, key, {"model": "kling-image-o1", "prompt": "A red fox in the snow", "aspect_ratio": aspect_ratio, "resolution": resolution.upper(), "num_images": num_images})
+    task_id = submit(
+        base,
+        key,
+        {
+            "model": "kling-image-o1",
+            "prompt": "A red fox in the snow",
+            "aspect_ratio": aspect_ratio,
+            "resolution": resolution.upper(),
+            "num_images": num_images,
+        },
+    )
     task = poll(base, key, task_id)
     assert task["status"] == "completed", task
     assert task["credits"] == 6 and task["error"] is None
@@ -92,7 +110,16 @@ def test_generation_completes_with_the_requested_size_and_exact_charge(
 def test_failing_task_has_a_readable_error_and_releases_the_hold(server: dict[str, Any]) -> None:
     base = server["base"]
     key = create_key(server["env"], account="e2e-fail", credits=16)
-    task_id = submit(base, key, {"model": "kling-image-o1", "type": "ai-multi-shot", "images": ["https://example.com/a.png"], "prompt": "[sandbox:fail] a knight"})
+    task_id = submit(
+        base,
+        key,
+        {
+            "model": "kling-image-o1",
+            "type": "ai-multi-shot",
+            "images": ["https://example.com/a.png"],
+            "prompt": "[sandbox:fail] a knight",
+        },
+    )
     assert credits(base, key)["held"] == 16
     task = poll(base, key, task_id)
     assert task["status"] == "failed" and task["credits"] == 0
@@ -116,7 +143,9 @@ def test_keys_cli_lists_and_revokes(server: dict[str, Any]) -> None:
 
 def test_openapi_documents_the_catalog(server: dict[str, Any]) -> None:
     spec = httpx.get(f"{server['base']}/openapi.json").json()
-    body = spec["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = spec["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
     assert body["properties"]["model"]["const"] == "kling-image-o1"
     assert body["properties"]["num_images"]["maximum"] == 9
 

@@ -6,23 +6,40 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.procs import cli, create_key, environment, free_port, process, query, wait_for_http, wait_until
+from tests.e2e.procs import (
+    cli,
+    create_key,
+    environment,
+    free_port,
+    process,
+    query,
+    wait_for_http,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("kill_during", ["submitting", "poll", "store"])
-def test_killed_worker_mid_step_then_another_finishes_once(tmp_path: Path, kill_during: str) -> None:
+def test_killed_worker_mid_step_then_another_finishes_once(
+    tmp_path: Path, kill_during: str
+) -> None:
     data = tmp_path / "data"
     # Every sandbox call takes 1.5 s: long enough to be killed inside it.
     env = environment(
-        data, sandbox_call_delay_s=1.5, sandbox_latency_s=0, lease_s=5, reconcile_interval_s=0.5,
+        data,
+        sandbox_call_delay_s=1.5,
+        sandbox_latency_s=0,
+        lease_s=5,
+        reconcile_interval_s=0.5,
         runner_poll_interval_s=0.1,
     )
     cli(env, "migrate")
     key = create_key(env, account="kill", credits=30)
     port = free_port()
-    with process(env, "serve", "--port", str(port), "--no-runner", log=tmp_path / "serve.log") as api:
+    with process(
+        env, "serve", "--port", str(port), "--no-runner", log=tmp_path / "serve.log"
+    ) as api:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base, api, tmp_path / "serve.log")
         response = httpx.post(
@@ -34,8 +51,14 @@ def test_killed_worker_mid_step_then_another_finishes_once(tmp_path: Path, kill_
 
         with process(env, "worker", log=tmp_path / "worker1.log") as first:
             wait_until(
-                lambda: query(data, "SELECT 1 FROM tasks WHERE id = ? AND step = ? AND lease_owner IS NOT NULL", task_id, kill_during),
-                timeout=30, what=f"the worker to be inside step {kill_during}",
+                lambda: query(
+                    data,
+                    "SELECT 1 FROM tasks WHERE id = ? AND step = ? AND lease_owner IS NOT NULL",
+                    task_id,
+                    kill_during,
+                ),
+                timeout=30,
+                what=f"the worker to be inside step {kill_during}",
             )
             first.send_signal(signal.SIGKILL)
             first.wait()
@@ -43,17 +66,31 @@ def test_killed_worker_mid_step_then_another_finishes_once(tmp_path: Path, kill_
 
         with process(env, "worker", log=tmp_path / "worker2.log"):
             wait_until(
-                lambda: query(data, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id),
-                timeout=60, what="the second worker to finish the task",
+                lambda: query(
+                    data, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
+                ),
+                timeout=60,
+                what="the second worker to finish the task",
             )
-        task = httpx.get(f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}).json()["data"]
-        account = httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        task = httpx.get(
+            f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
+        account = httpx.get(
+            f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
 
     assert task["status"] == "completed", task
     assert len(task["output"]["images"]) == 2
-    kinds = [k for (k,) in query(data, "SELECT kind FROM ledger_transfers WHERE task_id = ? ORDER BY id", task_id)]
+    kinds = [
+        k
+        for (k,) in query(
+            data, "SELECT kind FROM ledger_transfers WHERE task_id = ? ORDER BY id", task_id
+        )
+    ]
     assert kinds == ["hold", "capture"]  # exactly one charge
-    assert query(data, "SELECT count(*) FROM sandbox_jobs WHERE reference = ?", task_id) == [(1,)]  # one upstream task
+    assert query(data, "SELECT count(*) FROM sandbox_jobs WHERE reference = ?", task_id) == [
+        (1,)
+    ]  # one upstream task
     [(attempt,)] = query(data, "SELECT attempt FROM tasks WHERE id = ?", task_id)
     assert attempt > attempt_at_kill  # the second worker re-claimed it under a new fence
     assert account["credits"] == {"available": 24, "held": 0, "posted": 24}

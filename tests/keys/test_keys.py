@@ -1,4 +1,5 @@
 import re
+
 import pytest
 from sqlalchemy import event, select
 
@@ -23,7 +24,17 @@ def test_key_format_and_checksum() -> None:
     assert len({key_service.generate_secret("test") for _ in range(1000)}) == 1000
 
 
-@pytest.mark.parametrize("raw", ["", "aio_test_", "aio_test_short", "aio_live_" + "a" * 37, "AIO_TEST_" + "a" * 36, "aio_test_" + "-" * 36])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "aio_test_",
+        "aio_test_short",
+        "aio_live_" + "a" * 37,
+        "AIO_TEST_" + "a" * 36,
+        "aio_test_" + "-" * 36,
+    ],
+)
 def test_malformed_keys_do_not_parse(raw: str) -> None:
     assert key_service.parse_secret(raw) is None
 
@@ -37,7 +48,9 @@ async def test_only_an_hmac_is_stored(keys: KeyFactory, db: Database, settings: 
     assert row.hint.startswith("aio_test_") and row.hint.endswith(made.raw[-4:])
 
 
-async def test_a_different_server_secret_does_not_authenticate(keys: KeyFactory, db: Database) -> None:
+async def test_a_different_server_secret_does_not_authenticate(
+    keys: KeyFactory, db: Database
+) -> None:
     made = await keys()
     async with db.read() as session:
         assert (await key_service.authenticate(session, b"test-secret-key", made.raw)).id == made.id
@@ -45,7 +58,9 @@ async def test_a_different_server_secret_does_not_authenticate(keys: KeyFactory,
             await key_service.authenticate(session, b"another-secret", made.raw)
 
 
-async def test_bad_checksum_is_rejected_before_the_database(db: Database, settings: Settings) -> None:
+async def test_bad_checksum_is_rejected_before_the_database(
+    db: Database, settings: Settings
+) -> None:
     statements: list[str] = []
     event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     bad = "aio_test_" + "x" * 30 + "000000"
@@ -55,7 +70,9 @@ async def test_bad_checksum_is_rejected_before_the_database(db: Database, settin
     assert statements == []
 
 
-async def test_a_valid_key_costs_one_indexed_lookup(keys: KeyFactory, db: Database, settings: Settings) -> None:
+async def test_a_valid_key_costs_one_indexed_lookup(
+    keys: KeyFactory, db: Database, settings: Settings
+) -> None:
     made = await keys()
     statements: list[str] = []
     event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))

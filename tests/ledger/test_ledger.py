@@ -3,7 +3,9 @@ import secrets
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -72,16 +74,25 @@ async def test_amounts_are_positive_integers(db: Database, amount: int) -> None:
             await ledger.grant(s, acc, "live", amount, reason="x")
 
 
-async def test_50_concurrent_submits_against_10_holds(client: httpx.AsyncClient, keys: KeyFactory, db: Database) -> None:
+async def test_50_concurrent_submits_against_10_holds(
+    client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
     key = await keys(credits=60)  # exactly 10 tasks of 6 credits
     responses = await asyncio.gather(
-        *(client.post("/api/v1/images/generations", json=generation(), headers=key.headers) for _ in range(50))
+        *(
+            client.post("/api/v1/images/generations", json=generation(), headers=key.headers)
+            for _ in range(50)
+        )
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(200) == 10 and statuses.count(402) == 40
     async with db.read() as s:
         balance = await ledger.balance(s, key.account_id, "test")
-        assert balance == ledger.Balance(posted=60, held=60) == await ledger.recompute_balance(s, key.account_id, "test")
+        assert (
+            balance
+            == ledger.Balance(posted=60, held=60)
+            == await ledger.recompute_balance(s, key.account_id, "test")
+        )
         holds = (await s.scalars(select(LedgerTransfer).where(LedgerTransfer.kind == "hold"))).all()
         assert len(holds) == 10
 
@@ -98,9 +109,13 @@ ops = st.lists(
 )
 
 
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=ops)
-def test_ledger_invariants_hold_for_any_sequence(settings: Settings, ops: list[tuple[str, int]]) -> None:
+def test_ledger_invariants_hold_for_any_sequence(
+    settings: Settings, ops: list[tuple[str, int]]
+) -> None:
     asyncio.run(_check_sequence(settings.db_url, ops))
 
 
@@ -109,7 +124,7 @@ async def _check_sequence(url: str, ops: list[tuple[str, int]]) -> None:
     try:
         acc = await new_account(db, f"prop-{secrets.token_hex(6)}")
         open_holds: list[tuple[int, int]] = []
-        posted = held = 0
+        posted = held = holds_made = 0
         for op, n in ops:
             try:
                 async with db.write() as s:
@@ -120,7 +135,8 @@ async def _check_sequence(url: str, ops: list[tuple[str, int]]) -> None:
                         await ledger.debit(s, acc, "live", n, reason="p")
                         posted -= n
                     elif op == "hold":
-                        h = await ledger.hold(s, acc, "live", n, task_id=f"{acc}-{len(open_holds)}-{posted}-{held}")
+                        h = await ledger.hold(s, acc, "live", n, task_id=f"{acc}-{holds_made}")
+                        holds_made += 1
                         open_holds.append((h.id, n))
                         held += n
                     elif open_holds:

@@ -21,16 +21,24 @@ from mediagate.tasks.models import Task
 from tests.factories import KeyFactory, MadeKey, generation
 
 
-def make_runner(app: Any, *, name: str | None = None, providers: ProviderRegistry | None = None) -> Runner:
+def make_runner(
+    app: Any, *, name: str | None = None, providers: ProviderRegistry | None = None
+) -> Runner:
     core = app.state.core
     return Runner(
-        core.db, core.settings, catalog=core.catalog, providers=providers or app.state.providers,
-        storage=app.state.storage, name=name,
+        core.db,
+        core.settings,
+        catalog=core.catalog,
+        providers=providers or app.state.providers,
+        storage=app.state.storage,
+        name=name,
     )
 
 
 async def submit(client: httpx.AsyncClient, key: MadeKey, **fields: Any) -> str:
-    response = await client.post("/api/v1/images/generations", json=generation(**fields), headers=key.headers)
+    response = await client.post(
+        "/api/v1/images/generations", json=generation(**fields), headers=key.headers
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["data"]["task_id"])
 
@@ -41,11 +49,17 @@ async def fetch(client: httpx.AsyncClient, key: MadeKey, task_id: str) -> dict[s
 
 async def transfers(db: Database, task_id: str) -> list[str]:
     async with db.read() as s:
-        rows = await s.scalars(select(LedgerTransfer.kind).where(LedgerTransfer.task_id == task_id).order_by(LedgerTransfer.id))
+        rows = await s.scalars(
+            select(LedgerTransfer.kind)
+            .where(LedgerTransfer.task_id == task_id)
+            .order_by(LedgerTransfer.id)
+        )
         return list(rows)
 
 
-async def test_a_task_completes_and_is_charged_once(app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database) -> None:
+async def test_a_task_completes_and_is_charged_once(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
     key = await keys(credits=20)
     task_id = await submit(client, key, num_images=3, aspect_ratio="9:16", resolution="2k")
     await make_runner(app).drain()
@@ -63,7 +77,9 @@ async def test_a_task_completes_and_is_charged_once(app: Any, client: httpx.Asyn
         assert await ledger.balance(s, key.account_id, "test") == ledger.Balance(posted=14, held=0)
 
 
-async def test_multi_shot_returns_views_of_one_subject(app: Any, client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_multi_shot_returns_views_of_one_subject(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys(credits=20)
     task_id = await submit(client, key, type="ai-multi-shot", images=["https://e.com/s.png"])
     await make_runner(app).drain()
@@ -72,16 +88,23 @@ async def test_multi_shot_returns_views_of_one_subject(app: Any, client: httpx.A
     assert len(task["output"]["images"]) == 4
 
 
-async def test_sandbox_output_is_deterministic(app: Any, client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_sandbox_output_is_deterministic(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys(credits=20)
-    first, second = await submit(client, key, prompt="same"), await submit(client, key, prompt="same")
+    first, second = (
+        await submit(client, key, prompt="same"),
+        await submit(client, key, prompt="same"),
+    )
     await make_runner(app).drain()
     urls = [(await fetch(client, key, t))["output"]["images"][0]["url"] for t in (first, second)]
     assert urls[0] != urls[1]  # every task has its own files
     assert (await client.get(urls[0])).content == (await client.get(urls[1])).content
 
 
-async def test_forced_failure_releases_the_hold(app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database) -> None:
+async def test_forced_failure_releases_the_hold(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
     key = await keys(credits=6)
     task_id = await submit(client, key, prompt="please [sandbox:fail]")
     await make_runner(app).drain()
@@ -94,7 +117,9 @@ async def test_forced_failure_releases_the_hold(app: Any, client: httpx.AsyncCli
         assert await ledger.balance(s, key.account_id, "test") == ledger.Balance(posted=6, held=0)
 
 
-async def test_a_worker_that_lost_its_lease_writes_nothing(app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database) -> None:
+async def test_a_worker_that_lost_its_lease_writes_nothing(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
     key = await keys()
     task_id = await submit(client, key)
     slow, fast = make_runner(app, name="slow"), make_runner(app, name="fast")
@@ -103,7 +128,11 @@ async def test_a_worker_that_lost_its_lease_writes_nothing(app: Any, client: htt
     assert claimed.attempt == 1
     # The lease expires (the worker stalled); the reconciler requeues; another worker claims.
     async with db.write() as s:
-        await s.execute(update(Task).where(Task.id == task_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        await s.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
     await fast.reconcile()
     await fast.drain()
     assert (await fetch(client, key, task_id))["status"] == "completed"
@@ -116,7 +145,9 @@ async def test_a_worker_that_lost_its_lease_writes_nothing(app: Any, client: htt
     assert await transfers(db, task_id) == ["hold", "capture"]
 
 
-async def test_claims_do_not_overlap(app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database) -> None:
+async def test_claims_do_not_overlap(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
     key = await keys(credits=60)
     ids = {await submit(client, key) for _ in range(5)}
     async with db.write() as s:
@@ -124,17 +155,26 @@ async def test_claims_do_not_overlap(app: Any, client: httpx.AsyncClient, keys: 
     async with db.write() as s:
         b = await repository.claim_due(s, worker="b", limit=10, lease_s=30, now=utcnow())
     assert len(a) == 3 and len(b) == 2
-    assert {t.id for t in a} | {t.id for t in b} == ids and not {t.id for t in a} & {t.id for t in b}
+    assert {t.id for t in a} | {t.id for t in b} == ids and not {t.id for t in a} & {
+        t.id for t in b
+    }
 
 
-async def test_a_task_past_its_deadline_fails_and_is_released(app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database) -> None:
+async def test_a_task_past_its_deadline_fails_and_is_released(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
     key = await keys(credits=6)
     task_id = await submit(client, key)
     async with db.write() as s:
         await s.execute(
-            update(Task).where(Task.id == task_id).values(
-                step="poll", upstream_id="sbx_missing", provider="sandbox",
-                next_run_at=utcnow() + timedelta(hours=1), deadline_at=utcnow() - timedelta(seconds=1),
+            update(Task)
+            .where(Task.id == task_id)
+            .values(
+                step="poll",
+                upstream_id="sbx_missing",
+                provider="sandbox",
+                next_run_at=utcnow() + timedelta(hours=1),
+                deadline_at=utcnow() - timedelta(seconds=1),
             )
         )
     runner = make_runner(app)
@@ -168,7 +208,11 @@ class ExplodingProvider:
 
 
 async def test_unexpected_errors_retry_then_fail_with_release(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database, caplog: pytest.LogCaptureFixture
+    app: Any,
+    client: httpx.AsyncClient,
+    keys: KeyFactory,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     key = await keys(credits=6)
     task_id = await submit(client, key)
@@ -197,20 +241,26 @@ async def test_replayed_submit_finds_the_upstream_task_instead_of_resubmitting(
     # A worker persisted `submitting`, the sandbox accepted, then the worker died
     # before it could write the upstream id.
     async with db.write() as s:
-        await s.execute(update(Task).where(Task.id == task_id).values(step="submitting", provider="sandbox"))
+        await s.execute(
+            update(Task).where(Task.id == task_id).values(step="submitting", provider="sandbox")
+        )
         task = await s.get(Task, task_id)
         request = ProviderRequest(task_id, task.model, task.type, task.params)
     upstream_id = await sandbox.submit(request)
     await make_runner(app).drain()
     async with db.read() as s:
         task = await s.get(Task, task_id)
-        jobs = await s.scalar(select(func.count()).select_from(SandboxJob).where(SandboxJob.reference == task_id))
+        jobs = await s.scalar(
+            select(func.count()).select_from(SandboxJob).where(SandboxJob.reference == task_id)
+        )
     assert task.status == "completed" and task.upstream_id == upstream_id
     assert jobs == 1
     assert await transfers(db, task_id) == ["hold", "capture"]
 
 
-async def test_stored_files_match_the_reported_sizes(app: Any, client: httpx.AsyncClient, keys: KeyFactory, settings: Any) -> None:
+async def test_stored_files_match_the_reported_sizes(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, settings: Any
+) -> None:
     key = await keys()
     task_id = await submit(client, key, aspect_ratio="21:9")
     await make_runner(app).drain()

@@ -19,7 +19,9 @@ from tests.factories import KeyFactory, generation
 URL = "/api/v1/images/generations"
 
 
-def assert_error(response: httpx.Response, status: int, type_: str, param: str | None = None) -> dict[str, Any]:
+def assert_error(
+    response: httpx.Response, status: int, type_: str, param: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["code"] == status
@@ -42,10 +44,15 @@ def bearer(raw: str) -> dict[str, str]:
         ("malformed", bearer("sk-not-ours")),
         ("wrong prefix", bearer("aio_prod_" + "a" * 36)),
         ("bad checksum", bearer("aio_test_" + "a" * 30 + "zzzzzz")),
-        ("well formed but unknown", bearer("aio_test_" + "b" * 30 + checksum("aio_test_" + "b" * 30))),
+        (
+            "well formed but unknown",
+            bearer("aio_test_" + "b" * 30 + checksum("aio_test_" + "b" * 30)),
+        ),
     ],
 )
-async def test_401_for_missing_malformed_or_unknown_keys(client: httpx.AsyncClient, case: str, headers: dict[str, str]) -> None:
+async def test_401_for_missing_malformed_or_unknown_keys(
+    client: httpx.AsyncClient, case: str, headers: dict[str, str]
+) -> None:
     for response in (
         await client.post(URL, json=generation(), headers=headers),
         await client.get("/api/v1/tasks/task_x", headers=headers),
@@ -54,55 +61,110 @@ async def test_401_for_missing_malformed_or_unknown_keys(client: httpx.AsyncClie
         assert error["message"] == "Invalid API key"
 
 
-async def test_401_for_revoked_and_expired_keys(client: httpx.AsyncClient, keys: KeyFactory, app: Any) -> None:
+async def test_401_for_revoked_and_expired_keys(
+    client: httpx.AsyncClient, keys: KeyFactory, app: Any
+) -> None:
     revoked, expired = await keys(account="a"), await keys(account="b")
     async with app.state.core.db.write() as session:
-        await session.execute(update(ApiKey).where(ApiKey.id == revoked.id).values(revoked_at=utcnow()))
-        await session.execute(update(ApiKey).where(ApiKey.id == expired.id).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == revoked.id).values(revoked_at=utcnow())
+        )
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == expired.id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     for key in (revoked, expired):
-        assert_error(await client.post(URL, json=generation(), headers=key.headers), 401, "authentication_error")
+        assert_error(
+            await client.post(URL, json=generation(), headers=key.headers),
+            401,
+            "authentication_error",
+        )
 
 
-async def test_402_when_the_hold_would_overdraw(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_402_when_the_hold_would_overdraw(
+    client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys(credits=10)
     assert (await client.post(URL, json=generation(), headers=key.headers)).status_code == 200
     error = assert_error(
-        await client.post(URL, json=generation(type="ai-multi-shot", images=["https://e.com/a.png"]), headers=key.headers),
+        await client.post(
+            URL,
+            json=generation(type="ai-multi-shot", images=["https://e.com/a.png"]),
+            headers=key.headers,
+        ),
         402,
         "insufficient_credits",
     )
     assert error["message"] == "Insufficient credits: 16 needed, 4 available"
 
 
-async def test_404_unknown_model_and_unknown_or_foreign_task(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_404_unknown_model_and_unknown_or_foreign_task(
+    client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     mine, theirs = await keys(account="mine"), await keys(account="theirs")
-    assert_error(await client.post(URL, json=generation(model="dall-e-9"), headers=mine.headers), 404, "not_found", "model")
-    task_id = (await client.post(URL, json=generation(), headers=theirs.headers)).json()["data"]["task_id"]
-    assert_error(await client.get(f"/api/v1/tasks/{task_id}", headers=mine.headers), 404, "not_found", "task_id")
-    assert_error(await client.get("/api/v1/tasks/task_doesnotexist", headers=mine.headers), 404, "not_found", "task_id")
+    assert_error(
+        await client.post(URL, json=generation(model="dall-e-9"), headers=mine.headers),
+        404,
+        "not_found",
+        "model",
+    )
+    task_id = (await client.post(URL, json=generation(), headers=theirs.headers)).json()["data"][
+        "task_id"
+    ]
+    assert_error(
+        await client.get(f"/api/v1/tasks/{task_id}", headers=mine.headers),
+        404,
+        "not_found",
+        "task_id",
+    )
+    assert_error(
+        await client.get("/api/v1/tasks/task_doesnotexist", headers=mine.headers),
+        404,
+        "not_found",
+        "task_id",
+    )
     assert (await client.get(f"/api/v1/tasks/{task_id}", headers=theirs.headers)).status_code == 200
     assert_error(await client.get("/api/v1/models/dall-e-9"), 404, "not_found", "model")
 
 
-async def test_idempotency_replay_returns_the_same_task_and_holds_once(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_idempotency_replay_returns_the_same_task_and_holds_once(
+    client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys(credits=100)
     headers = {**key.headers, "Idempotency-Key": "order-42"}
     first = await client.post(URL, json=generation(num_images=2), headers=headers)
     # Same body, different key order and spacing: still the same request.
-    second = await client.post(URL, content=b'{"num_images": 2, "prompt": "a red fox",  "model": "kling-image-o1"}', headers=headers)
+    second = await client.post(
+        URL,
+        content=b'{"num_images": 2, "prompt": "a red fox",  "model": "kling-image-o1"}',
+        headers=headers,
+    )
     assert first.status_code == second.status_code == 200
     assert first.json()["data"]["task_id"] == second.json()["data"]["task_id"]
     credits = (await client.get("/api/v1/account", headers=key.headers)).json()["data"]["credits"]
     assert credits["held"] == 6 and credits["available"] == 94
 
 
-async def test_422_idempotency_key_reused_with_another_body(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_422_idempotency_key_reused_with_another_body(
+    client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys()
     headers = {**key.headers, "Idempotency-Key": "order-43"}
     assert (await client.post(URL, json=generation(), headers=headers)).status_code == 200
-    assert_error(await client.post(URL, json=generation(prompt="another"), headers=headers), 422, "idempotency_error")
+    assert_error(
+        await client.post(URL, json=generation(prompt="another"), headers=headers),
+        422,
+        "idempotency_error",
+    )
     other = await keys(account="other")  # keys are scoped to the account
-    assert (await client.post(URL, json=generation(prompt="another"), headers={**other.headers, "Idempotency-Key": "order-43"})).status_code == 200
+    assert (
+        await client.post(
+            URL,
+            json=generation(prompt="another"),
+            headers={**other.headers, "Idempotency-Key": "order-43"},
+        )
+    ).status_code == 200
 
 
 async def test_409_while_the_first_request_with_the_key_is_processing(
@@ -117,7 +179,9 @@ async def test_409_while_the_first_request_with_the_key_is_processing(
     first = asyncio.create_task(client.post(URL, json=generation(), headers=headers))
     await asyncio.sleep(0.3)
     try:
-        assert_error(await client.post(URL, json=generation(), headers=headers), 409, "idempotency_error")
+        assert_error(
+            await client.post(URL, json=generation(), headers=headers), 409, "idempotency_error"
+        )
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -126,13 +190,18 @@ async def test_409_while_the_first_request_with_the_key_is_processing(
 
 async def test_idempotency_key_too_long_is_400(client: httpx.AsyncClient, keys: KeyFactory) -> None:
     key = await keys()
-    response = await client.post(URL, json=generation(), headers={**key.headers, "Idempotency-Key": "k" * 256})
+    response = await client.post(
+        URL, json=generation(), headers={**key.headers, "Idempotency-Key": "k" * 256}
+    )
     assert_error(response, 400, "invalid_request_error", "Idempotency-Key")
 
 
 async def test_429_per_key_rate_with_retry_after(make_settings: Any, keys: KeyFactory) -> None:
     app = create_app(make_settings(rate_limit_per_s=1, rate_limit_burst=2))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
         key = await keys()
         statuses = [(await c.get("/api/v1/account", headers=key.headers)) for _ in range(3)]
     assert [r.status_code for r in statuses[:2]] == [200, 200]
@@ -142,7 +211,10 @@ async def test_429_per_key_rate_with_retry_after(make_settings: Any, keys: KeyFa
 
 async def test_429_in_flight_task_cap(make_settings: Any, keys: KeyFactory) -> None:
     app = create_app(make_settings(max_in_flight_per_account=2))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
         key = await keys()
         results = [await c.post(URL, json=generation(), headers=key.headers) for _ in range(3)]
         credits = (await c.get("/api/v1/account", headers=key.headers)).json()["data"]["credits"]
@@ -152,9 +224,13 @@ async def test_429_in_flight_task_cap(make_settings: Any, keys: KeyFactory) -> N
     assert credits["held"] == 12
 
 
-async def test_503_live_key_without_a_configured_provider(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_503_live_key_without_a_configured_provider(
+    client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys(mode="live", credits=100)
-    error = assert_error(await client.post(URL, json=generation(), headers=key.headers), 503, "provider_unavailable")
+    error = assert_error(
+        await client.post(URL, json=generation(), headers=key.headers), 503, "provider_unavailable"
+    )
     assert "wavespeed" in error["message"] and "aio_test_" in error["message"]
     credits = (await client.get("/api/v1/account", headers=key.headers)).json()["data"]["credits"]
     assert credits == {"available": 100, "held": 0, "posted": 100}  # no task, no hold
@@ -170,7 +246,10 @@ async def test_500_is_logged_with_a_request_id_and_shows_no_stack_trace(
         raise RuntimeError("secret internals")
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
         response = await c.get("/boom", headers={"X-Request-Id": "req-abc123"})
     error = assert_error(response, 500, "api_error")
     assert "req-abc123" in error["message"] and "secret internals" not in response.text
