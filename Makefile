@@ -20,13 +20,13 @@ test: $(STAMP)  ## the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediagate tests bench
-	$(BIN)/ruff format --check mediagate tests bench
+	$(BIN)/ruff check mediagate tests
+	$(BIN)/ruff format --check mediagate tests
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format mediagate tests bench
-	$(BIN)/ruff check --fix mediagate tests bench
+	$(BIN)/ruff format mediagate tests
+	$(BIN)/ruff check --fix mediagate tests
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
