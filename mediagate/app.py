@@ -4,13 +4,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from mediagate import __version__
 from mediagate.accounts.routes import router as account_router
-from mediagate.catalog.loader import load_catalog
+from mediagate.catalog.loader import Catalog, load_catalog
 from mediagate.catalog.routes import router as catalog_router
 from mediagate.core.db import Database
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
@@ -18,8 +19,11 @@ from mediagate.core.logs import configure_logging
 from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
 from mediagate.keys.ratelimit import RateLimiter
+from mediagate.media.fetcher import FetchPolicy, SafeFetcher, allow_list
+from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
 from mediagate.media.storage import LocalStorage
+from mediagate.media.uploads import router as uploads_router
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.providers.sandbox import SandboxProvider
 from mediagate.runner.runner import Runner
@@ -29,22 +33,58 @@ from mediagate.tasks.routes import build_router as build_task_router
 log = logging.getLogger("mediagate")
 
 
-def build_providers(db: Database, settings: Settings) -> ProviderRegistry:
+@dataclass
+class Components:
+    """What both `serve` and `worker` need, built once per process."""
+
+    storage: LocalStorage
+    fetcher: SafeFetcher
+    references: ReferenceLoader
+    providers: ProviderRegistry
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+
+
+def own_origins(settings: Settings) -> set[str]:
+    """Origins of our own file URLs, so uploads are read from storage, not over HTTP."""
+    origins = {f"http://{h}:{settings.port}" for h in (settings.host, "127.0.0.1", "localhost")}
+    if settings.public_base_url:
+        origins.add(settings.public_base_url)
+    return origins
+
+
+def build_components(db: Database, settings: Settings) -> Components:
+    storage = LocalStorage(settings.files_dir)
+    fetcher = SafeFetcher(
+        FetchPolicy(
+            deadline_s=settings.fetch_deadline_s,
+            ports=frozenset(settings.fetch_ports),
+            allow_private=allow_list(settings.fetch_allow_private_hosts),
+        )
+    )
     sandbox = SandboxProvider(
-        db, latency_s=settings.sandbox_latency_s, call_delay_s=settings.sandbox_call_delay_s
+        db,
+        storage,
+        latency_s=settings.sandbox_latency_s,
+        call_delay_s=settings.sandbox_call_delay_s,
     )
     # Live adapters (WaveSpeed, Kling, fal) register here when configured (issue 4).
-    return ProviderRegistry(sandbox, live={})
+    providers = ProviderRegistry(sandbox, live={})
+    references = ReferenceLoader(fetcher, storage, own_origins(settings))
+    return Components(storage, fetcher, references, providers)
 
 
-def build_runner(db: Database, settings: Settings) -> Runner:
-    """A runner for `mediagate worker`: everything it needs, nothing of the HTTP app."""
+def build_runner(
+    db: Database, settings: Settings, catalog: Catalog, components: Components
+) -> Runner:
     return Runner(
         db,
         settings,
-        catalog=load_catalog(settings.catalog_paths),
-        providers=build_providers(db, settings),
-        storage=LocalStorage(settings.files_dir),
+        catalog=catalog,
+        providers=components.providers,
+        storage=components.storage,
+        references=components.references,
     )
 
 
@@ -54,22 +94,17 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url)
-        core = CoreState(settings=settings, db=db, catalog=catalog)
-        app.state.core = core
-        app.state.storage = LocalStorage(settings.files_dir)
-        app.state.providers = build_providers(db, settings)
+        app.state.core = CoreState(settings=settings, db=db, catalog=catalog)
+        components = build_components(db, settings)
+        app.state.components = components
+        app.state.storage = components.storage
+        app.state.providers = components.providers
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         app.state.idempotency = InFlightKeys()
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
         if settings.embedded_runner:
-            runner = Runner(
-                db,
-                settings,
-                catalog=catalog,
-                providers=app.state.providers,
-                storage=app.state.storage,
-            )
+            runner = build_runner(db, settings, catalog, components)
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
         app.state.wake = runner.wake if runner else (lambda: None)
@@ -79,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
             if runner is not None and runner_task is not None:
                 await runner.stop()
                 await runner_task
+            await components.aclose()
             await db.dispose()
 
     app = FastAPI(
@@ -93,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(account_router)
     app.include_router(files_router)
+    app.include_router(uploads_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from mediagate.accounts import service as accounts
-from mediagate.app import build_runner
+from mediagate.app import build_components, build_runner
 from mediagate.catalog.loader import load_catalog
 from mediagate.core.clock import isoformat, utcnow
 from mediagate.core.db import Database
@@ -251,7 +251,8 @@ _WELCOME = """
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> None:
         db = Database(settings.db_url)
-        runner = build_runner(db, settings)
+        components = build_components(db, settings)
+        runner = build_runner(db, settings, load_catalog(settings.catalog_paths), components)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -261,6 +262,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
         log.info("stopping: finishing running steps (grace %.0f s)", args.grace)
         await runner.stop(args.grace)
         await run
+        await components.aclose()
         await db.dispose()
 
     asyncio.run(go())

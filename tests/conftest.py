@@ -12,6 +12,7 @@ from mediagate.core.db import Database
 from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
 from tests.factories import KeyFactory
+from tests.servers import ImageServer, image_server
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -21,13 +22,20 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         pytest.mark.anyio(obj)
 
 
+@pytest.fixture(scope="session")
+def images() -> Iterator[ImageServer]:
+    """A real image server on loopback, shared by the session."""
+    with image_server() as server:
+        yield server
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, images: ImageServer) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "data_dir": tmp_path / "data",
@@ -36,6 +44,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "sandbox_latency_s": 0.0,
             "runner_poll_interval_s": 0.05,
             "rate_limit_per_s": 0,
+            "fetch_allow_private_hosts": ["127.0.0.1"],  # the tests' own image server
+            "fetch_ports": [80, 443, images.server_address[1]],
             **overrides,
         }
         return Settings(**values)  # type: ignore[arg-type]

@@ -104,4 +104,5 @@ def _parse_inputs(raw: dict[str, Any]) -> InputRules:
         min_side=int(raw.get("min_side", default.min_side)),
         max_aspect=float(raw.get("max_aspect", default.max_aspect)),
         max_bytes=int(raw.get("max_bytes", default.max_bytes)),
+        max_pixels=int(raw.get("max_pixels", default.max_pixels)),
     )

@@ -98,6 +98,7 @@ def model_as_data(model: ModelSpec) -> dict[str, Any]:
             "min_side": model.inputs.min_side,
             "max_aspect": model.inputs.max_aspect,
             "max_bytes": model.inputs.max_bytes,
+            "max_pixels": model.inputs.max_pixels,
         },
         "deadline_s": model.deadline_s,
         "faq": [{"q": q, "a": a} for q, a in model.faq],

@@ -49,6 +49,7 @@ class InputRules:
     min_side: int = 1
     max_aspect: float = 100.0
     max_bytes: int = 10_000_000
+    max_pixels: int = 36_000_000
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 100
     max_in_flight_per_account: int = 200
 
+    # Fetching user URLs (reference images, callbacks): see media/fetcher.py
+    fetch_deadline_s: float = 20.0
+    fetch_ports: list[int] = Field(default_factory=lambda: [80, 443, 8080, 8443])
+    fetch_allow_private_hosts: list[str] = Field(default_factory=list)
+    """Hosts or IP literals allowed to be private (off by default; tests, trusted internals)."""
+    upload_max_bytes: int = 10_000_000
+
     # Catalog: extra directories of model declarations (*.toml)
     catalog_paths: list[Path] = Field(default_factory=list)
 

@@ -14,6 +14,8 @@ CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 class Storage(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
 
+    async def get(self, key: str) -> bytes | None: ...
+
     def local_path(self, key: str) -> Path | None:
         """A file on this machine holding `key`, if the backend is local."""
         ...
@@ -47,6 +49,10 @@ class LocalStorage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    async def get(self, key: str) -> bytes | None:
+        path = self.local_path(key)
+        return None if path is None else await asyncio.to_thread(path.read_bytes)
 
     def local_path(self, key: str) -> Path | None:
         if not valid_key(key):

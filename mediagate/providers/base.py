@@ -11,6 +11,9 @@ class ProviderRequest:
     model: str
     type: str
     params: dict[str, Any]
+    prepared: dict[str, Any] = field(default_factory=dict)
+    """From the prepare step: `references` ([{key, width, height}], our stored copies of
+    the checked images, in order) and `aspect_ratio` (what `auto` resolved to)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from mediagate.core.clock import utcnow
 from mediagate.core.db import Database
 from mediagate.core.ids import new_id
+from mediagate.media.storage import Storage
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.models import SandboxJob
 from mediagate.providers.sandbox_render import VIEWS, render
@@ -27,8 +28,11 @@ class SandboxProvider:
     name = "sandbox"
     supports_lookup = True
 
-    def __init__(self, db: Database, *, latency_s: float, call_delay_s: float = 0.0) -> None:
+    def __init__(
+        self, db: Database, storage: Storage, *, latency_s: float, call_delay_s: float = 0.0
+    ) -> None:
         self.db = db
+        self.storage = storage
         self.latency = timedelta(seconds=latency_s)
         self.call_delay_s = call_delay_s
 
@@ -92,14 +96,23 @@ class SandboxProvider:
         params = request.params
         multi_shot = request.type == MULTI_SHOT
         total = len(VIEWS) if multi_shot else int(params.get("num_images", 1))
+        references = [
+            data
+            for ref in request.prepared.get("references", [])
+            if (data := await self.storage.get(ref["key"])) is not None
+        ]
+        aspect_ratio = params.get("aspect_ratio", "1:1")
+        if aspect_ratio == "auto":
+            aspect_ratio = request.prepared.get("aspect_ratio", "1:1")
         return await asyncio.to_thread(
             render,
             prompt=params.get("prompt", ""),
-            aspect_ratio=params.get("aspect_ratio", "1:1"),
+            aspect_ratio=aspect_ratio,
             resolution=params.get("resolution", "1k"),
             index=index,
             total=total,
-            label=f"view: {VIEWS[index]}" if multi_shot else "",
+            references=references,
+            view=VIEWS[index] if multi_shot else None,
         )
 
     async def _delay(self) -> None:

@@ -5,7 +5,7 @@ import io
 import math
 import textwrap
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 PIXELS = {"1k": 1024 * 1024, "2k": 2048 * 2048}
 SQUARE = "1:1"
@@ -27,9 +27,18 @@ def _multiple_of_16(x: float) -> int:
 
 
 def render(
-    *, prompt: str, aspect_ratio: str, resolution: str, index: int, total: int, label: str = ""
+    *,
+    prompt: str,
+    aspect_ratio: str,
+    resolution: str,
+    index: int,
+    total: int,
+    references: list[bytes] | None = None,
+    view: str | None = None,
 ) -> bytes:
-    """A deterministic PNG for these inputs."""
+    """A deterministic PNG for these inputs: the reference images composited along the
+    bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view."""
+    references = references or []
     width, height = output_size(aspect_ratio, resolution)
     seed = hashlib.sha256(f"{prompt}|{aspect_ratio}|{resolution}|{index}".encode()).digest()
     top, bottom = seed[:3], seed[3:6]
@@ -55,9 +64,13 @@ def render(
         stroke_width=3,
         stroke_fill=(0, 0, 0),
     )
+    if view is not None and references:
+        _paste_view(image, references[0], view)
+    elif references:
+        _paste_strip(image, references)
     caption = f"{index + 1}/{total} · {width}x{height} · {aspect_ratio} · {resolution}"
-    if label:
-        caption = f"{label} · {caption}"
+    if view is not None:
+        caption = f"view: {view} · {caption}"
     draw.text((margin, margin + unit * 2.4), caption, font=small_font, fill=(255, 255, 255))
     wrap = max(20, int(width / (unit * 0.3)))
     lines = textwrap.wrap(prompt, wrap)[:8]
@@ -75,3 +88,39 @@ def render(
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+def _open_small(data: bytes, box: tuple[int, int]) -> Image.Image:
+    """Decode a checked reference at about the size it will be shown (JPEG draft mode)."""
+    with Image.open(io.BytesIO(data)) as source:
+        source.draft("RGB", box)
+        image = source.convert("RGB")
+    image.thumbnail(box)
+    return image
+
+
+def _paste_strip(canvas: Image.Image, references: list[bytes]) -> None:
+    width, height = canvas.size
+    cell = (width - 32) // max(len(references), 4)
+    box = (cell - 12, height // 4)
+    x = 16
+    for data in references:
+        thumb = _open_small(data, box)
+        y = height - thumb.height - 16
+        ImageDraw.Draw(canvas).rectangle(
+            (x - 3, y - 3, x + thumb.width + 2, y + thumb.height + 2), fill=(255, 255, 255)
+        )
+        canvas.paste(thumb, (x, y))
+        x += cell
+
+
+def _paste_view(canvas: Image.Image, subject: bytes, view: str) -> None:
+    width, height = canvas.size
+    image = _open_small(subject, (int(width * 0.6), int(height * 0.6)))
+    if view == "profile right":
+        image = ImageOps.mirror(image)
+    elif view == "three-quarter left":
+        image = image.rotate(8, expand=True, fillcolor=(255, 255, 255))
+    elif view == "back":
+        image = ImageOps.grayscale(image).convert("RGB")
+    canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))

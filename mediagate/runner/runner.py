@@ -22,6 +22,7 @@ from mediagate.core.errors import ProviderUnavailable
 from mediagate.core.ids import random_base62
 from mediagate.core.settings import Settings
 from mediagate.ledger import service as ledger
+from mediagate.media.references import ReferenceLoader
 from mediagate.media.storage import Storage
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner import repository
@@ -45,11 +46,14 @@ class Runner:
         catalog: Catalog,
         providers: ProviderRegistry,
         storage: Storage,
+        references: ReferenceLoader,
         name: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
-        self.ctx = StepContext(settings, catalog, providers, storage, checkpoint=self._checkpoint)
+        self.ctx = StepContext(
+            settings, catalog, providers, storage, references, checkpoint=self._checkpoint
+        )
         self.worker = name or f"{socket.gethostname()}:{os.getpid()}:{random_base62(6)}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 from mediagate.catalog.loader import Catalog
 from mediagate.core.settings import Settings
 from mediagate.media.images import NotAnImage, inspect_image
+from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import Storage
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.registry import ProviderRegistry
@@ -60,6 +61,7 @@ class StepContext:
     catalog: Catalog
     providers: ProviderRegistry
     storage: Storage
+    references: ReferenceLoader
     checkpoint: Checkpoint
 
 
@@ -67,7 +69,13 @@ Step = Callable[[StepContext, Task], Awaitable[Outcome]]
 
 
 def provider_request(task: Task) -> ProviderRequest:
-    return ProviderRequest(reference=task.id, model=task.model, type=task.type, params=task.params)
+    return ProviderRequest(
+        reference=task.id,
+        model=task.model,
+        type=task.type,
+        params=task.params,
+        prepared=task.prepared or {},
+    )
 
 
 def poll_delay(polls: int) -> float:
@@ -76,8 +84,28 @@ def poll_delay(polls: int) -> float:
 
 
 async def prepare(ctx: StepContext, task: Task) -> Outcome:
-    # Reference images are fetched and checked here once the fetcher lands (issue 3).
-    return Advance("submit")
+    """Fetch every reference image (SSRF-safe, concurrently), check it against the model's
+    input rules, and keep a copy. Any unusable image fails the task before a provider
+    is paid; the message names each image and what is wrong with it."""
+    model = ctx.catalog.get(task.model)
+    urls: list[str] = task.params.get("images", [])
+    try:
+        references = await ctx.references.load_all(urls, model.inputs)
+    except ReferenceError as exc:
+        raise TaskFailed("invalid_image", f"Reference image rejected: {exc}") from exc
+    stored = []
+    for ref in references:
+        key = stored_file_key(ctx, task, "ref", ref.index, ref.info.extension)
+        await ctx.storage.put(key, ref.data)
+        stored.append({"key": key, "width": ref.info.width, "height": ref.info.height})
+    prepared: dict[str, Any] = {"references": stored}
+    if task.params.get("aspect_ratio") == "auto":
+        ratios = model.params["aspect_ratio"].enum or ()
+        first = references[0].info if references else None
+        prepared["aspect_ratio"] = (
+            nearest_ratio(first.width, first.height, ratios) if first else "1:1"
+        )
+    return Advance("submit", values={"prepared": prepared})
 
 
 async def submit(ctx: StepContext, task: Task) -> Outcome:
@@ -138,7 +166,7 @@ async def store(ctx: StepContext, task: Task) -> Outcome:
             raise TaskFailed(
                 "generation_failed", f"{task.provider} returned an unusable result image: {exc}"
             ) from exc
-        key = f"{result_file_name(ctx.settings.hmac_secret, task.id, index)}.{info.extension}"
+        key = stored_file_key(ctx, task, "result", index, info.extension)
         await ctx.storage.put(key, data)
         return {"key": key, "width": info.width, "height": info.height}
 
@@ -150,10 +178,11 @@ async def finalize(ctx: StepContext, task: Task) -> Outcome:
     return Finish("completed")
 
 
-def result_file_name(secret: bytes, task_id: str, index: int) -> str:
-    """Unguessable yet deterministic, so a retried store overwrites instead of piling up."""
-    digest = hmac.new(secret, f"result:{task_id}:{index}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:40]
+def stored_file_key(ctx: StepContext, task: Task, kind: str, index: int, extension: str) -> str:
+    """Unguessable yet deterministic, so a retried step overwrites instead of piling up."""
+    message = f"{kind}:{task.id}:{index}".encode()
+    digest = hmac.new(ctx.settings.hmac_secret, message, hashlib.sha256).hexdigest()[:40]
+    return f"{digest}.{extension}"
 
 
 STEPS: dict[str, Step] = {

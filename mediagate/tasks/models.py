@@ -48,6 +48,8 @@ class Task(Base):
 
     provider: Mapped[str | None] = mapped_column(String(32))
     upstream_id: Mapped[str | None] = mapped_column(String(200))
+    prepared: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """What prepare learned: checked reference images (stored copies), resolved auto ratio."""
     outputs: Mapped[list[str] | None] = mapped_column(JSON)
     """Result references returned by the provider, before mirroring."""
     images: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

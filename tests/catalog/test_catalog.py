@@ -6,10 +6,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mediagate.app import create_app
+from mediagate.app import build_runner, create_app
 from mediagate.catalog.loader import BUILTIN_DIR, load_catalog, load_spec
 from mediagate.core.migrate import upgrade
-from mediagate.runner.runner import Runner
 from tests.factories import KeyFactory
 
 SECOND_MODEL = """
@@ -161,13 +160,7 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         )
         task_id = created.json()["data"]["task_id"]
         core = app.state.core
-        runner = Runner(
-            core.db,
-            core.settings,
-            catalog=core.catalog,
-            providers=app.state.providers,
-            storage=app.state.storage,
-        )
+        runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
         await runner.drain()
         task = (await c.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()["data"]
         assert task["status"] == "completed" and task["credits"] == 3

@@ -109,23 +109,18 @@ def test_generation_completes_with_the_requested_size_and_exact_charge(
 
 def test_failing_task_has_a_readable_error_and_releases_the_hold(server: dict[str, Any]) -> None:
     base = server["base"]
-    key = create_key(server["env"], account="e2e-fail", credits=16)
+    key = create_key(server["env"], account="e2e-fail", credits=6)
     task_id = submit(
         base,
         key,
-        {
-            "model": "kling-image-o1",
-            "type": "ai-multi-shot",
-            "images": ["https://example.com/a.png"],
-            "prompt": "[sandbox:fail] a knight",
-        },
+        {"model": "kling-image-o1", "prompt": "[sandbox:fail] a knight"},
     )
-    assert credits(base, key)["held"] == 16
+    assert credits(base, key)["held"] == 6
     task = poll(base, key, task_id)
     assert task["status"] == "failed" and task["credits"] == 0
     assert task["error"]["type"] == "generation_failed"
     assert "failed this task on purpose" in task["error"]["message"]
-    assert credits(base, key) == {"available": 16, "held": 0, "posted": 16}
+    assert credits(base, key) == {"available": 6, "held": 0, "posted": 6}
 
 
 def test_keys_cli_lists_and_revokes(server: dict[str, Any]) -> None:

@@ -19,18 +19,20 @@ from mediagate.runner import repository
 from mediagate.runner.runner import LeaseLost, Runner
 from mediagate.tasks.models import Task
 from tests.factories import KeyFactory, MadeKey, generation
+from tests.servers import ImageServer
 
 
 def make_runner(
     app: Any, *, name: str | None = None, providers: ProviderRegistry | None = None
 ) -> Runner:
-    core = app.state.core
+    core, parts = app.state.core, app.state.components
     return Runner(
         core.db,
         core.settings,
         catalog=core.catalog,
-        providers=providers or app.state.providers,
-        storage=app.state.storage,
+        providers=providers or parts.providers,
+        storage=parts.storage,
+        references=parts.references,
         name=name,
     )
 
@@ -78,10 +80,11 @@ async def test_a_task_completes_and_is_charged_once(
 
 
 async def test_multi_shot_returns_views_of_one_subject(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, images: ImageServer
 ) -> None:
     key = await keys(credits=20)
-    task_id = await submit(client, key, type="ai-multi-shot", images=["https://e.com/s.png"])
+    subject = images.url("/img/600x800.jpg")
+    task_id = await submit(client, key, type="ai-multi-shot", images=[subject])
     await make_runner(app).drain()
     task = await fetch(client, key, task_id)
     assert task["status"] == "completed" and task["credits"] == 16

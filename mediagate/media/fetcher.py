@@ -1,0 +1,235 @@
+"""Fetch a URL a user gave us without ever reaching an internal address.
+
+- http/https only, no userinfo, ports from an allow-list;
+- the host is resolved ONCE (A and AAAA); every answer must be public, else refuse;
+- the connection goes to the checked address (pinned), with the Host header and TLS SNI
+  (and certificate check) still using the hostname: DNS rebinding cannot slip in;
+- redirects followed by hand, each hop checked again; a total deadline over all hops; a
+  byte cap that holds whatever Content-Length says; compressed bodies are decoded with
+  the same cap, so a gzip bomb stops at the cap;
+- an explicit allow-list of private hosts, empty by default (tests use it for loopback).
+"""
+
+import asyncio
+import ipaddress
+import socket
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from mediagate.media.addresses import IPAddress, is_public, parse_ip_literal
+
+Reason = Literal[
+    "bad_url",
+    "blocked_address",
+    "unreachable",
+    "timed_out",
+    "too_large",
+    "http_error",
+    "too_many_redirects",
+]
+REDIRECTS = {301, 302, 303, 307, 308}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+class FetchError(Exception):
+    """Why a URL could not be fetched, in words a user can act on."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    max_bytes: int = 10_000_000
+    deadline_s: float = 20.0
+    max_redirects: int = 3
+    ports: frozenset[int] = frozenset({80, 443, 8080, 8443})
+    allow_private: frozenset[str] = frozenset()
+    """Hosts (names or IP literals) that may be private: for tests and trusted internals."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    status: int
+    content_type: str | None
+    body: bytes
+    hops: list[str] = field(default_factory=list)
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError("unreachable", f"the host {host} could not be resolved") from exc
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class SafeFetcher:
+    """One per process: holds an HTTP client that never follows redirects or proxies."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        resolver: Resolver = system_resolver,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,  # no proxy or netrc from the environment
+            timeout=httpx.Timeout(policy.deadline_s),
+            headers={
+                "Accept-Encoding": "gzip, deflate, identity",
+                "User-Agent": "mediagate-fetcher/1",
+            },
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def fetch(self, url: str, *, max_bytes: int | None = None) -> Fetched:
+        limit = max_bytes or self.policy.max_bytes
+        try:
+            async with asyncio.timeout(self.policy.deadline_s):
+                return await self._fetch(url, limit)
+        except TimeoutError:
+            raise FetchError(
+                "timed_out", f"no complete answer within {self.policy.deadline_s:g} s"
+            ) from None
+
+    async def _fetch(self, url: str, limit: int) -> Fetched:
+        hops: list[str] = []
+        current = url
+        for _ in range(self.policy.max_redirects + 1):
+            hops.append(current)
+            target = await self.check_url(current)
+            async with self.client.stream(
+                "GET",
+                target.pinned_url,
+                headers={"Host": target.host_header},
+                extensions=target.extensions,
+            ) as response:
+                if response.status_code in REDIRECTS and "location" in response.headers:
+                    current = str(httpx.URL(current).join(response.headers["location"]))
+                    continue
+                if response.status_code != 200:
+                    raise FetchError(
+                        "http_error", f"the server answered HTTP {response.status_code}"
+                    )
+                body = await read_capped(response, limit)
+                return Fetched(
+                    current, response.status_code, response.headers.get("content-type"), body, hops
+                )
+        raise FetchError("too_many_redirects", f"more than {self.policy.max_redirects} redirects")
+
+    async def check_url(self, url: str) -> "Target":
+        """Everything about a URL that can be checked before connecting; the pinned target."""
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise FetchError("bad_url", f"not a valid URL ({exc})") from None
+        scheme = parsed.scheme
+        if scheme not in DEFAULT_PORTS:
+            raise FetchError("bad_url", "only http and https URLs can be fetched")
+        if parsed.userinfo:
+            raise FetchError("bad_url", "URLs with a user name or password are not fetched")
+        host = parsed.host
+        if not host:
+            raise FetchError("bad_url", "the URL has no host")
+        port = parsed.port or DEFAULT_PORTS[scheme]
+        if port not in self.policy.ports:
+            raise FetchError("blocked_address", f"port {port} is not allowed")
+        literal = parse_ip_literal(host)
+        addresses = (
+            [literal] if literal is not None else await self.resolver(host.rstrip("."), port)
+        )
+        if not addresses:
+            raise FetchError("unreachable", f"the host {host} has no address")
+        allowed = host in self.policy.allow_private or any(
+            str(a) in self.policy.allow_private for a in addresses
+        )
+        blocked = [a for a in addresses if not is_public(a)]
+        if blocked and not allowed:
+            raise FetchError(
+                "blocked_address", f"{host} resolves to a non-public address ({blocked[0]})"
+            )
+        return Target(scheme, host, port, addresses[0], parsed)
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    address: IPAddress
+    url: httpx.URL
+
+    @property
+    def pinned_url(self) -> httpx.URL:
+        ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        return self.url.copy_with(host=ip.strip("[]"), port=self.port)
+
+    @property
+    def host_header(self) -> str:
+        default = DEFAULT_PORTS[self.scheme]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        # TLS: SNI and certificate verification against the name, not the pinned address.
+        return {"sni_hostname": self.host} if self.scheme == "https" else {}
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, decoded, refusing to hold more than `limit` bytes at any point."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise FetchError("too_large", f"the file is larger than {limit} bytes")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    decoder = _decoder(encoding)
+    out = bytearray()
+    raw_seen = 0
+    async for chunk in response.aiter_raw():
+        raw_seen += len(chunk)
+        if raw_seen > limit:
+            raise FetchError("too_large", f"the file is larger than {limit} bytes")
+        piece = chunk if decoder is None else decoder.decompress(chunk, limit + 1 - len(out))
+        out += piece
+        if len(out) > limit or (decoder is not None and decoder.unconsumed_tail):
+            raise FetchError(
+                "too_large", f"the file is larger than {limit} bytes once decompressed"
+            )
+    return bytes(out)
+
+
+def _decoder(encoding: str) -> "zlib._Decompress | None":
+    if encoding in ("identity", ""):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise FetchError("http_error", f"unsupported Content-Encoding {encoding!r}")
+
+
+def allow_list(entries: Iterable[str]) -> frozenset[str]:
+    return frozenset(e.strip("[]").lower() for e in entries)

@@ -1,0 +1,159 @@
+"""A real HTTP server on loopback that serves images, and misbehaves on request."""
+
+import gzip
+import io
+import re
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
+
+IMAGE_PATH = re.compile(r"^/img/(\d+)x(\d+)\.(png|jpg|webp)$")
+FORMATS = {
+    "png": ("PNG", "image/png"),
+    "jpg": ("JPEG", "image/jpeg"),
+    "webp": ("WEBP", "image/webp"),
+}
+
+
+def make_image(
+    width: int, height: int, fmt: str = "png", color: tuple[int, int, int] = (200, 80, 40)
+) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format=FORMATS[fmt][0])
+    return out.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (no pixel data: never decodable)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "ImageServer"
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if match := IMAGE_PATH.match(parts.path):
+            width, height, ext = int(match[1]), int(match[2]), match[3]
+            self._send(200, make_image(width, height, ext), FORMATS[ext][1])
+        elif parts.path == "/header-only.png":
+            self._send(200, png_header_only(int(query["w"]), int(query["h"])), "image/png")
+        elif parts.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", query["to"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif parts.path == "/html-as-png":
+            self._send(200, b"<html>not an image</html>", "image/png")
+        elif parts.path == "/slow":
+            self._drip()
+        elif parts.path == "/endless":
+            self._endless()
+        elif parts.path == "/huge-length":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(10**12))
+            self.end_headers()
+            self._write(b"\x89PNG\r\n\x1a\n")
+        elif parts.path == "/lying-length":
+            # Claims a small body, then keeps sending: the client must stop at the claim.
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(2000):
+                if not self._write(b"\0" * 65536):
+                    break
+        elif parts.path == "/gzip-bomb":
+            body = gzip.compress(b"\0" * (int(query.get("mb", "50")) * 1_000_000), compresslevel=9)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self._write(body)
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self._write(body)
+
+    def _write(self, data: bytes) -> bool:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+    def _drip(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        for _ in range(60):  # bounded: one byte a second for at most a minute
+            if not self._write(b"\x89"):
+                return
+            time.sleep(1)
+
+    def _endless(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"\0" * 65536
+        framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        for _ in range(20_000):  # bounded: about 1.3 GB at most
+            if not self._write(framed):
+                return
+
+
+class ImageServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.hits: list[str] = []
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+
+@contextmanager
+def image_server() -> Iterator[ImageServer]:
+    server = ImageServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
