@@ -31,15 +31,17 @@ def make_image(
 
 
 def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height (no pixel data: never decodable)."""
+    """A PNG whose header claims width x height, with a token of pixel data: enough to
+    open (Pillow stops at the first IDAT), never enough to decode."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-    )
+    idat = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 class Handler(BaseHTTPRequestHandler):

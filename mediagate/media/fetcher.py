@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -143,24 +144,23 @@ class SafeFetcher:
     async def check_url(self, url: str) -> "Target":
         """Everything about a URL that can be checked before connecting; the pinned target."""
         try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
             raise FetchError("bad_url", f"not a valid URL ({exc})") from None
-        scheme = parsed.scheme
+        scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise FetchError("bad_url", "only http and https URLs can be fetched")
-        if parsed.userinfo:
+        if parts.username is not None or parts.password is not None:
             raise FetchError("bad_url", "URLs with a user name or password are not fetched")
-        host = parsed.host
+        host = (parts.hostname or "").rstrip(".")
         if not host:
             raise FetchError("bad_url", "the URL has no host")
-        port = parsed.port or DEFAULT_PORTS[scheme]
+        port = port or DEFAULT_PORTS[scheme]
         if port not in self.policy.ports:
             raise FetchError("blocked_address", f"port {port} is not allowed")
         literal = parse_ip_literal(host)
-        addresses = (
-            [literal] if literal is not None else await self.resolver(host.rstrip("."), port)
-        )
+        addresses = [literal] if literal is not None else await self.resolver(host, port)
         if not addresses:
             raise FetchError("unreachable", f"the host {host} has no address")
         allowed = host in self.policy.allow_private or any(
@@ -171,7 +171,9 @@ class SafeFetcher:
             raise FetchError(
                 "blocked_address", f"{host} resolves to a non-public address ({blocked[0]})"
             )
-        return Target(scheme, host, port, addresses[0], parsed)
+        path = parts.path or "/"
+        target = f"{path}?{parts.query}" if parts.query else path
+        return Target(scheme, host, port, addresses[0], target)
 
 
 @dataclass(frozen=True)
@@ -180,18 +182,18 @@ class Target:
     host: str
     port: int
     address: IPAddress
-    url: httpx.URL
+    path: str
+    """Path and query, as given."""
 
     @property
     def pinned_url(self) -> httpx.URL:
         ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        return self.url.copy_with(host=ip.strip("[]"), port=self.port)
+        return httpx.URL(f"{self.scheme}://{ip}:{self.port}{self.path}")
 
     @property
     def host_header(self) -> str:
-        default = DEFAULT_PORTS[self.scheme]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
+        return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
     @property
     def extensions(self) -> dict[str, str]:
