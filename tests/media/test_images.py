@@ -11,6 +11,7 @@ from mediagate.media.fetcher import FetchPolicy, SafeFetcher
 from mediagate.media.images import ImageRejected, check_reference, inspect_image, sniff_format
 from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import LocalStorage
+from tests.media.test_fetcher_corpus import Recorder
 from tests.servers import ImageServer, make_image, png_header_only
 
 RULES = load_catalog().get("kling-image-o1").inputs
@@ -114,3 +115,22 @@ def test_inspect_reads_the_header_only() -> None:
 def test_nearest_ratio(size: tuple[int, int], ratio: str) -> None:
     ratios = load_catalog().get("kling-image-o1").params["aspect_ratio"].enum or ()
     assert nearest_ratio(*size, ratios) == ratio
+
+
+async def test_our_own_upload_urls_are_read_from_storage_not_the_network(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    recorder = Recorder()
+    safe = SafeFetcher(FetchPolicy(), transport=recorder)
+    storage = LocalStorage(tmp_path)
+    await storage.put("up_" + "a" * 32 + ".png", make_image(500, 500))
+    loader = ReferenceLoader(safe, storage, {"http://127.0.0.1:8000", "https://gw.example"})
+    try:
+        [ref] = await loader.load_all(["https://gw.example/files/up_" + "a" * 32 + ".png"], RULES)
+        assert (ref.info.width, ref.info.height) == (500, 500)
+        with pytest.raises(
+            ReferenceError, match=r"images\[0\]: unreachable \(no such uploaded file\)"
+        ):
+            await loader.load_all(["http://127.0.0.1:8000/files/up_" + "b" * 32 + ".png"], RULES)
+    finally:
+        await safe.aclose()
+    assert recorder.requests == []
+    assert loader.own_file("https://other.example/files/up_" + "a" * 32 + ".png") is None
