@@ -115,8 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-async def read_json_body(request: Request, limit: int) -> Any:
-    """The parsed JSON body, refusing anything over `limit` bytes before reading it all."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing anything over `limit` bytes before reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
@@ -127,7 +127,12 @@ async def read_json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body (at most `limit` bytes)."""
+    raw = await read_body(request, limit)
     if not raw.strip():
         raise InvalidRequest("The request body must be a JSON object")
     try:

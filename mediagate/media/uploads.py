@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from mediagate.catalog.spec import InputRules
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest, PayloadTooLarge
-from mediagate.core.http import success
+from mediagate.core.http import read_body, success
 from mediagate.core.ids import new_id, random_base62
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
@@ -30,7 +30,9 @@ MULTIPART_OVERHEAD = 64 * 1024
 async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
     core = core_state(request)
     limit = core.settings.upload_max_bytes
-    body = await read_capped_body(request, limit + MULTIPART_OVERHEAD)
+    body = await read_body(request, limit + MULTIPART_OVERHEAD)
+    if not body:
+        raise InvalidRequest("The upload is empty", param="file")
     content_type = request.headers.get("content-type", "")
     data = multipart_file(content_type, body) if content_type.startswith("multipart/") else body
     if len(data) > limit:
@@ -78,21 +80,6 @@ def upload_rules(models: object, limit: int) -> InputRules:
         max_bytes=limit,
         max_pixels=max(m.inputs.max_pixels for m in specs),
     )
-
-
-async def read_capped_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    if not size:
-        raise InvalidRequest("The upload is empty", param="file")
-    return b"".join(chunks)
 
 
 def multipart_file(content_type: str, body: bytes) -> bytes:
