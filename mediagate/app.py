@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -24,8 +25,8 @@ from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
 from mediagate.media.storage import LocalStorage
 from mediagate.media.uploads import router as uploads_router
+from mediagate.providers.configured import build_registry, provider_client
 from mediagate.providers.registry import ProviderRegistry
-from mediagate.providers.sandbox import SandboxProvider
 from mediagate.runner.runner import Runner
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
@@ -41,9 +42,11 @@ class Components:
     fetcher: SafeFetcher
     references: ReferenceLoader
     providers: ProviderRegistry
+    provider_client: httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
+        await self.provider_client.aclose()
 
 
 def own_origins(settings: Settings) -> set[str]:
@@ -63,16 +66,10 @@ def build_components(db: Database, settings: Settings) -> Components:
             allow_private=allow_list(settings.fetch_allow_private_hosts),
         )
     )
-    sandbox = SandboxProvider(
-        db,
-        storage,
-        latency_s=settings.sandbox_latency_s,
-        call_delay_s=settings.sandbox_call_delay_s,
-    )
-    # Live adapters (WaveSpeed, Kling, fal) register here when configured (issue 4).
-    providers = ProviderRegistry(sandbox, live={})
+    client = provider_client(settings)
+    providers = build_registry(db, settings, storage, fetcher, client)
     references = ReferenceLoader(fetcher, storage, own_origins(settings))
-    return Components(storage, fetcher, references, providers)
+    return Components(storage, fetcher, references, providers, client)
 
 
 def build_runner(

@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     """Hosts or IP literals allowed to be private (off by default; tests, trusted internals)."""
     upload_max_bytes: int = 10_000_000
 
+    # Live providers: each is used only when its credentials are set.
+    wavespeed_api_key: str | None = None
+    wavespeed_base_url: str = "https://api.wavespeed.ai"
+    kling_access_key: str | None = None
+    kling_secret_key: str | None = None
+    kling_base_url: str = "https://api-singapore.klingai.com"
+    fal_key: str | None = None
+    fal_base_url: str = "https://queue.fal.run"
+    provider_timeout_s: float = 30.0
+    breaker_threshold: int = 3
+    breaker_cooldown_s: float = 30.0
+
     # Catalog: extra directories of model declarations (*.toml)
     catalog_paths: list[Path] = Field(default_factory=list)
 

@@ -33,8 +33,9 @@ class Provider(Protocol):
         """Create the upstream task; its upstream id."""
         ...
 
-    async def lookup(self, reference: str) -> str | None:
-        """The upstream id of the task created with our `reference`, if any."""
+    async def lookup(self, request: ProviderRequest) -> str | None:
+        """The upstream id of the task created with our reference, if any (only called
+        when `supports_lookup`)."""
         ...
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult: ...

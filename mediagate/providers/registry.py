@@ -6,12 +6,27 @@ from collections.abc import Mapping
 from mediagate.catalog.spec import ModelSpec
 from mediagate.core.errors import ProviderUnavailable
 from mediagate.providers.base import Provider
+from mediagate.providers.breaker import Breaker
 
 
 class ProviderRegistry:
-    def __init__(self, sandbox: Provider, live: Mapping[str, Provider]) -> None:
+    def __init__(
+        self,
+        sandbox: Provider,
+        live: Mapping[str, Provider],
+        *,
+        breaker_threshold: int = 3,
+        breaker_cooldown_s: float = 30.0,
+    ) -> None:
         self.sandbox = sandbox
         self.live = dict(live)
+        self.breakers = {
+            name: Breaker(threshold=breaker_threshold, cooldown_s=breaker_cooldown_s)
+            for name in (sandbox.name, *self.live)
+        }
+
+    def breaker(self, name: str) -> Breaker:
+        return self.breakers[name]
 
     def get(self, name: str) -> Provider:
         if name == self.sandbox.name:

@@ -52,16 +52,16 @@ class SandboxProvider:
         except IntegrityError:
             # Same reference submitted again: like Kling's external_task_id, answer with
             # the job we already have instead of creating (and billing) a second one.
-            found = await self.lookup(request.reference)
+            found = await self.lookup(request)
             if found is None:
                 raise
             return found
         return job.id
 
-    async def lookup(self, reference: str) -> str | None:
+    async def lookup(self, request: ProviderRequest) -> str | None:
         async with self.db.read() as session:
             return await session.scalar(
-                select(SandboxJob.id).where(SandboxJob.reference == reference)
+                select(SandboxJob.id).where(SandboxJob.reference == request.reference)
             )
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:

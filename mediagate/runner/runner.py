@@ -24,9 +24,24 @@ from mediagate.core.settings import Settings
 from mediagate.ledger import service as ledger
 from mediagate.media.references import ReferenceLoader
 from mediagate.media.storage import Storage
+from mediagate.providers.errors import (
+    ProviderAuthError,
+    ProviderRejected,
+    ProviderRetryable,
+    SubmitOutcomeUnknown,
+)
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner import repository
-from mediagate.runner.steps import STEPS, Advance, Finish, Outcome, StepContext, TaskFailed
+from mediagate.runner.steps import (
+    STEPS,
+    Advance,
+    Finish,
+    Outcome,
+    RetryLater,
+    StepContext,
+    TaskFailed,
+    poll_delay,
+)
 from mediagate.tasks.models import Task
 
 log = logging.getLogger("mediagate.runner")
@@ -158,6 +173,21 @@ class Runner:
             return Finish("failed", failed.error_type, failed.message)
         except ProviderUnavailable as exc:
             return Finish("failed", "provider_unavailable", exc.message)
+        except RetryLater as later:
+            log.info("task %s: %s; retrying in %.0f s", task.id, later, later.delay_s)
+            return Advance(task.step, later.delay_s, {"step_errors": task.step_errors})
+        except ProviderRejected as exc:  # after acceptance: polling, fetching results
+            return Finish("failed", exc.error_type, exc.message)
+        except ProviderAuthError as exc:
+            log.error("PROVIDER CREDENTIALS: %s", exc)
+            return Finish("failed", "provider_unavailable", f"{exc.provider} is unavailable")
+        except ProviderRetryable as exc:
+            log.warning("task %s: %s; retrying", task.id, exc)
+            delay = max(exc.retry_after_s, poll_delay(task.polls))
+            return Advance(task.step, delay, {"step_errors": task.step_errors})
+        except SubmitOutcomeUnknown as exc:
+            log.warning("task %s: %s; will look it up", task.id, exc)
+            return Advance("submitting", 1.0, {"step_errors": task.step_errors})
         except LeaseLost:
             raise
         except Exception as exc:

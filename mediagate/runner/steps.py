@@ -7,6 +7,7 @@ prepare → submit → [submitting] → poll → store → finalize
 import asyncio
 import hashlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -17,8 +18,11 @@ from mediagate.media.images import NotAnImage, inspect_image
 from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import Storage
 from mediagate.providers.base import ProviderRequest
+from mediagate.providers.errors import ProviderAuthError, ProviderRejected, ProviderRetryable
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.tasks.models import Task
+
+log = logging.getLogger("mediagate.runner")
 
 
 @dataclass(frozen=True)
@@ -108,15 +112,56 @@ async def prepare(ctx: StepContext, task: Task) -> Outcome:
     return Advance("submit", values={"prepared": prepared})
 
 
+class RetryLater(Exception):
+    """Run this same step again after `delay_s` (rate limits, 5xx, timeouts)."""
+
+    def __init__(self, delay_s: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
 async def submit(ctx: StepContext, task: Task) -> Outcome:
+    """Send the task to the first provider on its route that takes it. A provider that
+    refuses before accepting (5xx, timeout, rate limit, bad credentials, open breaker) is
+    skipped for the next; once one has accepted, the task stays with it."""
     model = ctx.catalog.get(task.model)
-    name = ctx.providers.routes(model, task.type, task.mode)[0]
-    provider = ctx.providers.get(name)
-    # Persist the intent first: if we die after the provider accepts, the replay sees
-    # `submitting` and looks the task up instead of paying for it twice.
-    await ctx.checkpoint(task, {"step": "submitting", "provider": name})
-    upstream_id = await provider.submit(provider_request(task))
-    return Advance("poll", poll_delay(0), {"upstream_id": upstream_id, "polls": 0})
+    request = provider_request(task)
+    refusals: list[str] = []
+    waits: list[float] = []
+    for name in ctx.providers.routes(model, task.type, task.mode):
+        breaker = ctx.providers.breaker(name)
+        if not breaker.allows():
+            refusals.append(f"{name}: circuit open")
+            waits.append(breaker.cooldown_s)
+            continue
+        # Persist the intent first: if we die after the provider accepts, the replay sees
+        # `submitting` and looks the task up instead of paying for it twice.
+        await ctx.checkpoint(task, {"step": "submitting", "provider": name})
+        try:
+            upstream_id = await ctx.providers.get(name).submit(request)
+        except ProviderRejected as exc:
+            breaker.record_success()  # it answered; the task is what it refused
+            raise TaskFailed(exc.error_type, exc.message) from exc
+        except ProviderAuthError as exc:
+            log.error(
+                "PROVIDER CREDENTIALS: %s refused our credentials or account: %s", name, exc.message
+            )
+            breaker.record_failure()
+            refusals.append(f"{name}: unavailable")
+            continue
+        except ProviderRetryable as exc:
+            breaker.record_failure()
+            refusals.append(f"{name}: {exc.message}")
+            waits.append(exc.retry_after_s)
+            continue
+        breaker.record_success()
+        return Advance(
+            "poll", poll_delay(0), {"upstream_id": upstream_id, "polls": 0, "provider": name}
+        )
+    summary = "; ".join(refusals)
+    if waits:
+        raise RetryLater(max(1.0, min(waits)), f"every provider refused for now ({summary})")
+    raise TaskFailed("provider_unavailable", f"No provider could take the task ({summary})")
 
 
 async def submitting(ctx: StepContext, task: Task) -> Outcome:
@@ -129,7 +174,7 @@ async def submitting(ctx: StepContext, task: Task) -> Outcome:
             f"Submitting to {task.provider} was interrupted and it cannot be looked up safely; "
             "the task was not resubmitted and nothing was charged",
         )
-    upstream_id = await provider.lookup(task.id)
+    upstream_id = await provider.lookup(provider_request(task))
     if upstream_id is None:
         return Advance("submit")  # the provider never saw it: submitting again is safe
     return Advance("poll", 0.0, {"upstream_id": upstream_id, "polls": 0})

@@ -1,0 +1,60 @@
+"""Build the provider registry from settings: the sandbox always, each live provider only
+when its credentials are set."""
+
+import httpx
+
+from mediagate.core.db import Database
+from mediagate.core.settings import Settings
+from mediagate.media.fetcher import SafeFetcher
+from mediagate.media.storage import Storage
+from mediagate.providers.base import Provider
+from mediagate.providers.fal import FalProvider
+from mediagate.providers.http import ResultFetcher
+from mediagate.providers.kling import KlingProvider, KlingToken
+from mediagate.providers.registry import ProviderRegistry
+from mediagate.providers.sandbox import SandboxProvider
+from mediagate.providers.wavespeed import WaveSpeedProvider
+
+
+def provider_client(settings: Settings) -> httpx.AsyncClient:
+    """One pooled client for every provider API call (never proxies from the environment)."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(settings.provider_timeout_s), trust_env=False)
+
+
+def build_registry(
+    db: Database,
+    settings: Settings,
+    storage: Storage,
+    fetcher: SafeFetcher,
+    client: httpx.AsyncClient,
+) -> ProviderRegistry:
+    sandbox = SandboxProvider(
+        db,
+        storage,
+        latency_s=settings.sandbox_latency_s,
+        call_delay_s=settings.sandbox_call_delay_s,
+    )
+    results = ResultFetcher(fetcher)
+    live: dict[str, Provider] = {}
+    if settings.wavespeed_api_key:
+        live["wavespeed"] = WaveSpeedProvider(
+            client,
+            results,
+            api_key=settings.wavespeed_api_key,
+            base_url=settings.wavespeed_base_url,
+        )
+    if settings.kling_access_key and settings.kling_secret_key:
+        token = KlingToken(settings.kling_access_key, settings.kling_secret_key)
+        live["kling"] = KlingProvider(
+            client, results, token=token, base_url=settings.kling_base_url
+        )
+    if settings.fal_key:
+        live["fal"] = FalProvider(
+            client, results, api_key=settings.fal_key, base_url=settings.fal_base_url
+        )
+    return ProviderRegistry(
+        sandbox,
+        live,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cooldown_s=settings.breaker_cooldown_s,
+    )
