@@ -1,0 +1,268 @@
+"""Each adapter against a fake of its provider's documented API, served on loopback:
+the task ends in the right state, with the right error type and credit outcome."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import select, update
+
+from mediagate.app import build_runner, create_app
+from mediagate.core.clock import utcnow
+from mediagate.core.migrate import upgrade
+from mediagate.ledger.models import LedgerTransfer
+from mediagate.tasks.models import Task
+from tests.factories import KeyFactory, generation
+from tests.providers.fakes import FakeState, fal_app, kling_app, serve, wavespeed_app
+
+KLING_SECRET = "kling-secret-key-0123456789abcdefghij"
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, FakeState]]:
+    states = {
+        "wavespeed": FakeState("ws-key"),
+        "kling": FakeState("kling-access"),
+        "fal": FakeState("fal-key"),
+    }
+    with (
+        serve(wavespeed_app(states["wavespeed"]), states["wavespeed"]),
+        serve(kling_app(states["kling"], KLING_SECRET), states["kling"]),
+        serve(fal_app(states["fal"]), states["fal"]),
+    ):
+        yield states
+
+
+def provider_settings(
+    fakes: dict[str, FakeState], only: list[str], wrong_key: bool = False
+) -> dict[str, Any]:
+    bad = "-wrong" if wrong_key else ""
+    values: dict[str, Any] = {}
+    if "wavespeed" in only:
+        values.update(
+            wavespeed_api_key=fakes["wavespeed"].key + bad,
+            wavespeed_base_url=fakes["wavespeed"].base,
+        )
+    if "kling" in only:
+        values.update(
+            kling_access_key=fakes["kling"].key + bad,
+            kling_secret_key=KLING_SECRET,
+            kling_base_url=fakes["kling"].base,
+        )
+    if "fal" in only:
+        values.update(fal_key=fakes["fal"].key + bad, fal_base_url=fakes["fal"].base)
+    ports = [int(f.base.rsplit(":", 1)[1]) for f in fakes.values()]
+    return {**values, "fetch_ports": [80, 443, *ports], "breaker_threshold": 100}
+
+
+@asynccontextmanager
+async def live_gateway(make_settings: Callable[..., Any], **overrides: Any) -> AsyncIterator[Any]:
+    settings = make_settings(**overrides)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def run_task(
+    app: Any, keys: KeyFactory, body: dict[str, Any], *, deadline_s: float | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    core = app.state.core
+    key = await keys(mode="live", credits=100, account="live-acme")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as client:
+        created = await client.post("/api/v1/images/generations", json=body, headers=key.headers)
+        assert created.status_code == 200, created.text
+        task_id = created.json()["data"]["task_id"]
+        if deadline_s is not None:
+            async with core.db.write() as s:
+                await s.execute(
+                    update(Task)
+                    .where(Task.id == task_id)
+                    .values(deadline_at=utcnow() + timedelta(seconds=deadline_s))
+                )
+        await build_runner(core.db, core.settings, core.catalog, app.state.components).drain(
+            timeout_s=30
+        )
+        task = (await client.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()["data"]
+    async with core.db.read() as s:
+        kinds = list(
+            await s.scalars(
+                select(LedgerTransfer.kind)
+                .where(LedgerTransfer.task_id == task_id)
+                .order_by(LedgerTransfer.id)
+            )
+        )
+    return task, kinds
+
+
+PROVIDERS = ["wavespeed", "kling", "fal"]
+CHARGED, RELEASED = ["hold", "capture"], ["hold", "release"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("num_images", [1, 9])
+async def test_success(
+    fakes: dict[str, FakeState],
+    make_settings: Any,
+    keys: KeyFactory,
+    provider: str,
+    num_images: int,
+) -> None:
+    async with live_gateway(make_settings, **provider_settings(fakes, [provider])) as app:
+        task, kinds = await run_task(
+            app,
+            keys,
+            generation(prompt="a fox <<<image_1>>>", num_images=num_images, aspect_ratio="16:9"),
+        )
+    assert task["status"] == "completed", task
+    assert len(task["output"]["images"]) == num_images
+    assert all(
+        i["url"].startswith("http://gw/files/") and (i["width"], i["height"]) == (640, 480)
+        for i in task["output"]["images"]
+    )
+    assert kinds == CHARGED and task["credits"] == 6
+
+
+SCENARIOS = [
+    # (marker, status, error type, ledger) — per provider where they differ
+    ("[fake:policy]", {p: ("failed", "content_policy_violation", RELEASED) for p in PROVIDERS}),
+    ("[fake:ratelimit]", {p: ("completed", None, CHARGED) for p in PROVIDERS}),
+    ("[fake:404]", {p: ("failed", "generation_failed", RELEASED) for p in PROVIDERS}),
+    (
+        "[fake:malformed]",
+        {
+            "wavespeed": ("failed", "needs_reconciliation", RELEASED),
+            "fal": ("failed", "needs_reconciliation", RELEASED),
+            "kling": ("completed", None, CHARGED),  # found again by external_task_id
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(("marker", "expected"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+async def test_scenarios(
+    fakes: dict[str, FakeState],
+    make_settings: Any,
+    keys: KeyFactory,
+    provider: str,
+    marker: str,
+    expected: dict[str, Any],
+) -> None:
+    state = fakes[provider]
+    created_before, submits_before = state.calls["created"], state.calls["submit"]
+    async with live_gateway(make_settings, **provider_settings(fakes, [provider])) as app:
+        task, kinds = await run_task(
+            app, keys, generation(prompt=f"{marker} {provider} {len(state.tasks)}")
+        )
+    status, error_type, ledger = expected[provider]
+    assert task["status"] == status, task
+    assert (task["error"] or {}).get("type") == error_type
+    assert kinds == ledger
+    assert state.calls["created"] - created_before <= 1  # never two upstream tasks
+    if marker == "[fake:ratelimit]":
+        assert state.calls["submit"] - submits_before == 2
+    if error_type == "content_policy_violation":
+        assert "polic" in task["error"]["message"] or "safety" in task["error"]["message"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_auth_failure_is_provider_unavailable(
+    fakes: dict[str, FakeState],
+    make_settings: Any,
+    keys: KeyFactory,
+    provider: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with live_gateway(
+        make_settings, **provider_settings(fakes, [provider], wrong_key=True)
+    ) as app:
+        task, kinds = await run_task(app, keys, generation())
+    assert task["status"] == "failed" and task["error"]["type"] == "provider_unavailable"
+    assert kinds == RELEASED
+    assert any(
+        "PROVIDER CREDENTIALS" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records
+    )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_slow_answer_past_the_deadline(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory, provider: str
+) -> None:
+    async with live_gateway(make_settings, **provider_settings(fakes, [provider])) as app:
+        task, kinds = await run_task(
+            app, keys, generation(prompt="[fake:slow] forever"), deadline_s=1.2
+        )
+    assert task["status"] == "failed" and task["error"]["type"] == "timeout"
+    assert kinds == RELEASED
+
+
+@pytest.mark.parametrize("provider", ["wavespeed", "kling"])
+async def test_multi_shot(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory, provider: str, images: Any
+) -> None:
+    settings = provider_settings(fakes, [provider])
+    settings["fetch_ports"].append(images.server_address[1])
+    async with live_gateway(make_settings, **settings) as app:
+        task, kinds = await run_task(
+            app, keys, generation(type="ai-multi-shot", images=[images.url("/img/600x800.png")])
+        )
+    assert task["status"] == "completed", task["error"]
+    assert len(task["output"]["images"]) == 4
+    assert kinds == CHARGED and task["credits"] == 16
+
+
+async def test_kling_receives_a_valid_token_and_it_is_reused(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory
+) -> None:
+    state = fakes["kling"]
+    seen = len(state.tokens)
+    async with live_gateway(make_settings, **provider_settings(fakes, ["kling"])) as app:
+        task, _ = await run_task(app, keys, generation(prompt="token check"))
+    assert task["status"] == "completed"
+    tokens = state.tokens[seen:]
+    assert len(tokens) >= 2 and len(set(tokens)) == 1  # submit and poll share one token
+    claims = jwt.decode(tokens[0], KLING_SECRET, algorithms=["HS256"])
+    assert claims["iss"] == state.key and claims["exp"] - claims["nbf"] == 1805
+
+
+async def test_failover_before_submit(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory
+) -> None:
+    """WaveSpeed fails at submit (5xx) and Kling is healthy: the task completes via Kling."""
+    ws, kling = fakes["wavespeed"], fakes["kling"]
+    ws_submits, kling_created = ws.calls["submit"], kling.calls["created"]
+    async with live_gateway(
+        make_settings, **provider_settings(fakes, ["wavespeed", "kling"])
+    ) as app:
+        task, kinds = await run_task(app, keys, generation(prompt="[ws-down] failover"))
+    assert task["status"] == "completed", task["error"]
+    assert kinds == CHARGED
+    assert ws.calls["submit"] - ws_submits == 1
+    assert kling.calls["created"] - kling_created == 1
+
+
+async def test_an_open_breaker_keeps_the_provider_out(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory
+) -> None:
+    ws, kling = fakes["wavespeed"], fakes["kling"]
+    settings = {
+        **provider_settings(fakes, ["wavespeed", "kling"]),
+        "breaker_threshold": 1,
+        "breaker_cooldown_s": 600,
+    }
+    async with live_gateway(make_settings, **settings) as app:
+        first, _ = await run_task(app, keys, generation(prompt="[ws-down] opens the breaker"))
+        assert app.state.providers.breaker("wavespeed").state == "open"
+        ws_submits, kling_created = ws.calls["submit"], kling.calls["created"]
+        second, kinds = await run_task(app, keys, generation(prompt="healthy prompt, breaker open"))
+    assert first["status"] == second["status"] == "completed"
+    assert ws.calls["submit"] == ws_submits  # not called at all
+    assert kling.calls["created"] - kling_created == 1 and kinds == CHARGED
