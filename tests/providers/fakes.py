@@ -5,8 +5,10 @@ Behaviour is chosen per task by markers in the prompt (or a wrong key):
   [fake:slow]       never finishes              [fake:malformed]  creates the task, answers garbage
   [fake:404]        result URLs that 404        [fake:5xx]        submit always 500
   [ws-down]         WaveSpeed alone answers 500 to the submit (failover tests)
+  [fake:hang]       creates the task, then holds the answer for 5 s (kill-window tests)
 """
 
+import asyncio
 import io
 import socket
 import threading
@@ -92,6 +94,8 @@ def wavespeed_app(state: FakeState) -> Starlette:
         }:
             return JSONResponse({"code": 400, "message": f"bad fields {sorted(body)}"}, 400)
         task_id = state.create(prompt, 4 if multi else body["num_images"])
+        if "[fake:hang]" in prompt:
+            await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
             return PlainTextResponse('{"code": 200, "data": {"id": ', 200)
         return JSONResponse(
@@ -168,6 +172,8 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
         if any(t["reference"] == reference for t in state.tasks.values()):
             return envelope(None, 1201, "duplicate external_task_id", 400)
         task_id = state.create(prompt, 4 if multi else body["n"], reference)
+        if "[fake:hang]" in prompt:
+            await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
             return PlainTextResponse("<html>502 Bad Gateway</html>", 200)
         return envelope({"task_id": task_id, "task_status": "submitted"})
