@@ -25,6 +25,7 @@ from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
 from mediagate.media.storage import LocalStorage
 from mediagate.media.uploads import router as uploads_router
+from mediagate.providers.callbacks import router as callbacks_router
 from mediagate.providers.configured import build_registry, provider_client
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(account_router)
     app.include_router(files_router)
     app.include_router(uploads_router)
+    app.include_router(callbacks_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

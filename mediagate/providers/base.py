@@ -14,6 +14,8 @@ class ProviderRequest:
     prepared: dict[str, Any] = field(default_factory=dict)
     """From the prepare step: `references` ([{key, width, height}], our stored copies of
     the checked images, in order) and `aspect_ratio` (what `auto` resolved to)."""
+    callback_url: str | None = None
+    """Where the provider may call back when done (a hint; we still poll)."""
 
 
 @dataclass(frozen=True)

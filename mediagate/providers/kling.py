@@ -62,7 +62,7 @@ class KlingToken:
         return self._token
 
 
-def submit_body(request: ProviderRequest, callback_url: str | None) -> dict[str, Any]:
+def submit_body(request: ProviderRequest) -> dict[str, Any]:
     params = request.params
     if request.type == "ai-multi-shot":
         body: dict[str, Any] = {"element_frontal_image": params["images"][0]}
@@ -77,8 +77,8 @@ def submit_body(request: ProviderRequest, callback_url: str | None) -> dict[str,
             "aspect_ratio": params.get("aspect_ratio", "1:1"),
         }
     body["external_task_id"] = request.reference
-    if callback_url:
-        body["callback_url"] = callback_url
+    if request.callback_url:
+        body["callback_url"] = request.callback_url
     return body
 
 
@@ -93,20 +93,18 @@ class KlingProvider:
         *,
         token: KlingToken,
         base_url: str,
-        callback_url: str | None = None,
     ) -> None:
         self.client = client
         self.results = results
         self.token = token
         self.base = base_url.rstrip("/")
-        self.callback_url = callback_url
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token.get()}"}
 
     async def submit(self, request: ProviderRequest) -> str:
         url = f"{self.base}{PATHS[request.type]}"
-        body = submit_body(request, self.callback_url)
+        body = submit_body(request)
         status, answer = await call_json(
             self.client, NAME, "POST", url, headers=self._headers(), json=body, creates=True
         )

@@ -51,18 +51,16 @@ class WaveSpeedProvider:
         *,
         api_key: str,
         base_url: str,
-        webhook_url: str | None = None,
     ) -> None:
         self.client = client
         self.results = results
         self.base = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"}
-        self.webhook_url = webhook_url
 
     async def submit(self, request: ProviderRequest) -> str:
         url = f"{self.base}/api/v3/{ENDPOINTS[request.type]}"
-        if self.webhook_url:
-            url += "?" + str(httpx.QueryParams({"webhook": self.webhook_url}))
+        if request.callback_url:
+            url += "?" + str(httpx.QueryParams({"webhook": request.callback_url}))
         status, body = await call_json(
             self.client,
             NAME,

@@ -18,6 +18,7 @@ from mediagate.media.images import NotAnImage, inspect_image
 from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import Storage
 from mediagate.providers.base import ProviderRequest
+from mediagate.providers.callbacks import callback_url
 from mediagate.providers.errors import ProviderAuthError, ProviderRejected, ProviderRetryable
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.tasks.models import Task
@@ -72,13 +73,14 @@ class StepContext:
 Step = Callable[[StepContext, Task], Awaitable[Outcome]]
 
 
-def provider_request(task: Task) -> ProviderRequest:
+def provider_request(task: Task, callback: str | None = None) -> ProviderRequest:
     return ProviderRequest(
         reference=task.id,
         model=task.model,
         type=task.type,
         params=task.params,
         prepared=task.prepared or {},
+        callback_url=callback,
     )
 
 
@@ -125,7 +127,6 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
     refuses before accepting (5xx, timeout, rate limit, bad credentials, open breaker) is
     skipped for the next; once one has accepted, the task stays with it."""
     model = ctx.catalog.get(task.model)
-    request = provider_request(task)
     refusals: list[str] = []
     waits: list[float] = []
     for name in ctx.providers.routes(model, task.type, task.mode):
@@ -137,6 +138,7 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
         # Persist the intent first: if we die after the provider accepts, the replay sees
         # `submitting` and looks the task up instead of paying for it twice.
         await ctx.checkpoint(task, {"step": "submitting", "provider": name})
+        request = provider_request(task, callback_url(ctx.settings, name, task.id))
         try:
             upstream_id = await ctx.providers.get(name).submit(request)
         except ProviderRejected as exc:

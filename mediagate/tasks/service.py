@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.catalog.validation import GenerationRequest
@@ -161,3 +161,14 @@ def task_as_data(task: Task, files_base: str) -> dict[str, Any]:
         "output": {"images": images},
         "error": error,
     }
+
+
+async def poll_now(session: AsyncSession, task_id: str) -> bool:
+    """Make a task waiting on its provider due now (an upstream callback arrived)."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == "in_progress", Task.step == "poll")
+        .values(next_run_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

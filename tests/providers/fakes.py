@@ -37,9 +37,16 @@ class FakeState:
     rate_limited: set[str] = field(default_factory=set)
     tokens: list[str] = field(default_factory=list)
 
-    def create(self, prompt: str, count: int, reference: str | None = None) -> str:
+    def create(
+        self, prompt: str, count: int, reference: str | None = None, callback: str | None = None
+    ) -> str:
         task_id = f"up-{len(self.tasks) + 1}"
-        self.tasks[task_id] = {"prompt": prompt, "count": count, "reference": reference, "polls": 0}
+        self.tasks[task_id] = {
+            "prompt": prompt,
+            "count": count,
+            "reference": reference,
+            "callback": callback,
+        }
         self.calls["created"] += 1
         return task_id
 
@@ -93,7 +100,9 @@ def wavespeed_app(state: FakeState) -> Starlette:
             "num_images",
         }:
             return JSONResponse({"code": 400, "message": f"bad fields {sorted(body)}"}, 400)
-        task_id = state.create(prompt, 4 if multi else body["num_images"])
+        task_id = state.create(
+            prompt, 4 if multi else body["num_images"], callback=request.query_params.get("webhook")
+        )
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
@@ -171,7 +180,9 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             return envelope(None, 1201, "invalid parameters", 400)
         if any(t["reference"] == reference for t in state.tasks.values()):
             return envelope(None, 1201, "duplicate external_task_id", 400)
-        task_id = state.create(prompt, 4 if multi else body["n"], reference)
+        task_id = state.create(
+            prompt, 4 if multi else body["n"], reference, body.get("callback_url")
+        )
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:

@@ -266,3 +266,56 @@ async def test_an_open_breaker_keeps_the_provider_out(
     assert first["status"] == second["status"] == "completed"
     assert ws.calls["submit"] == ws_submits  # not called at all
     assert kling.calls["created"] - kling_created == 1 and kinds == CHARGED
+
+
+@pytest.mark.parametrize("provider", ["kling", "wavespeed"])
+async def test_an_upstream_callback_makes_the_poll_due_now(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory, provider: str
+) -> None:
+    state = fakes[provider]
+    settings = {**provider_settings(fakes, [provider]), "public_base_url": "http://gw"}
+    async with live_gateway(make_settings, **settings) as app:
+        core = app.state.core
+        key = await keys(mode="live", credits=10, account="cb")
+        runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gw"
+        ) as client:
+            task_id = (
+                await client.post(
+                    "/api/v1/images/generations",
+                    json=generation(prompt="[fake:slow] call me"),
+                    headers=key.headers,
+                )
+            ).json()["data"]["task_id"]
+            for _ in range(3):  # prepare, submit: now waiting on the provider
+                await runner._claim_and_start()
+                while runner._running:
+                    await next(iter(runner._running))
+            async with core.db.write() as s:  # the next poll is an hour away
+                await s.execute(
+                    update(Task)
+                    .where(Task.id == task_id)
+                    .values(next_run_at=utcnow() + timedelta(hours=1))
+                )
+            upstream = next(
+                t for t in state.tasks.values() if "call me" in t["prompt"] and t["callback"]
+            )
+            assert upstream["callback"].startswith(
+                f"http://gw/api/v1/providers/{provider}/callback?task={task_id}&sig="
+            )
+            upstream["prompt"] = "done now"  # the provider finishes, then calls back
+
+            forged = await client.post(
+                f"/api/v1/providers/{provider}/callback?task={task_id}&sig=0000"
+            )
+            assert forged.status_code == 404
+            called = await client.post(
+                upstream["callback"], json={"anything": "the provider sends"}
+            )
+            assert called.status_code == 200
+            await runner.drain(timeout_s=10)
+            task = (await client.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()[
+                "data"
+            ]
+    assert task["status"] == "completed"
