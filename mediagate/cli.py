@@ -24,6 +24,8 @@ from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
 from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
+from mediagate.providers.configured import ALL_LIVE, configured_names
+from mediagate.providers.health import provider_status
 
 log = logging.getLogger("mediagate.cli")
 
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(func=lambda s, a: upgrade(s))
+
+    p = sub.add_parser("providers", help="configured providers, breakers, recent errors")
+    p.set_defaults(func=_run(cmd_providers))
 
     p = sub.add_parser("models", help="list the model catalog")
     p.set_defaults(func=cmd_models)
@@ -172,6 +177,20 @@ async def credits_show(db: Database, settings: Settings, args: argparse.Namespac
         for mode in ledger.MODES:
             b = await ledger.balance(session, account.id, mode)
             print(f"{mode}: available {b.available}, held {b.held}, posted {b.posted}")
+
+
+async def cmd_providers(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    live = configured_names(settings)
+    async with db.read() as session:
+        for name in ("sandbox", *ALL_LIVE):
+            configured = name == "sandbox" or name in live
+            status = await provider_status(session, name)
+            breakers = ", ".join(f"{s} ({w})" for w, s in sorted(status.breakers.items()))
+            tasks = ", ".join(f"{k} {n}" for k, n in sorted(status.tasks_last_hour.items()))
+            print(f"{name:<10} {'configured' if configured else 'not configured':<15}")
+            print(f"  breakers:  {breakers or 'no runner reported in the last 5 minutes'}")
+            print(f"  errors:    {status.errors_total} since the runners started")
+            print(f"  last hour: {tasks or 'no tasks'}")
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> None:

@@ -3,7 +3,8 @@
 from mediagate.accounts.models import Account
 from mediagate.keys.models import ApiKey
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
-from mediagate.providers.models import SandboxJob
+from mediagate.media.models import Upload
+from mediagate.providers.models import ProviderHealth, SandboxJob
 from mediagate.tasks.models import IdempotencyKey, Task
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "IdempotencyKey",
     "LedgerAccount",
     "LedgerTransfer",
+    "ProviderHealth",
     "SandboxJob",
     "Task",
+    "Upload",
 ]

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # Live providers: each is used only when its credentials are set.
     wavespeed_api_key: str | None = None
     wavespeed_base_url: str = "https://api.wavespeed.ai"
+    wavespeed_max_concurrency: int = 2
+    """Tasks at WaveSpeed at once (entry tiers allow 2); 0 means no limit."""
     kling_access_key: str | None = None
     kling_secret_key: str | None = None
     kling_base_url: str = "https://api-singapore.klingai.com"

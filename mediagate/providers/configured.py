@@ -15,6 +15,18 @@ from mediagate.providers.registry import ProviderRegistry
 from mediagate.providers.sandbox import SandboxProvider
 from mediagate.providers.wavespeed import WaveSpeedProvider
 
+ALL_LIVE = ("wavespeed", "kling", "fal")
+
+
+def configured_names(settings: Settings) -> list[str]:
+    """The live providers whose credentials are set."""
+    present = {
+        "wavespeed": bool(settings.wavespeed_api_key),
+        "kling": bool(settings.kling_access_key and settings.kling_secret_key),
+        "fal": bool(settings.fal_key),
+    }
+    return [name for name in ALL_LIVE if present[name]]
+
 
 def provider_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client for every provider API call (never proxies from the environment)."""
@@ -35,26 +47,28 @@ def build_registry(
         call_delay_s=settings.sandbox_call_delay_s,
     )
     results = ResultFetcher(fetcher)
+    names = configured_names(settings)
     live: dict[str, Provider] = {}
-    if settings.wavespeed_api_key:
+    if "wavespeed" in names:
         live["wavespeed"] = WaveSpeedProvider(
             client,
             results,
-            api_key=settings.wavespeed_api_key,
+            api_key=settings.wavespeed_api_key or "",
             base_url=settings.wavespeed_base_url,
         )
-    if settings.kling_access_key and settings.kling_secret_key:
-        token = KlingToken(settings.kling_access_key, settings.kling_secret_key)
+    if "kling" in names:
+        token = KlingToken(settings.kling_access_key or "", settings.kling_secret_key or "")
         live["kling"] = KlingProvider(
             client, results, token=token, base_url=settings.kling_base_url
         )
-    if settings.fal_key:
+    if "fal" in names:
         live["fal"] = FalProvider(
-            client, results, api_key=settings.fal_key, base_url=settings.fal_base_url
+            client, results, api_key=settings.fal_key or "", base_url=settings.fal_base_url
         )
     return ProviderRegistry(
         sandbox,
         live,
         breaker_threshold=settings.breaker_threshold,
         breaker_cooldown_s=settings.breaker_cooldown_s,
+        max_active={"wavespeed": settings.wavespeed_max_concurrency},
     )

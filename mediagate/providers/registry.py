@@ -1,6 +1,7 @@
 """Which provider serves a task: the sandbox for test keys, the model's configured routes
 (in order of preference) for live keys."""
 
+import asyncio
 from collections.abc import Mapping
 
 from mediagate.catalog.spec import ModelSpec
@@ -17,9 +18,14 @@ class ProviderRegistry:
         *,
         breaker_threshold: int = 3,
         breaker_cooldown_s: float = 30.0,
+        max_active: Mapping[str, int] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.live = dict(live)
+        self.max_active = {name: n for name, n in (max_active or {}).items() if n > 0}
+        """Providers that take only so many tasks at once from one account."""
+        self.admission = {name: asyncio.Lock() for name in self.max_active}
+        """Held from counting a provider's tasks to recording ours, within this process."""
         self.breakers = {
             name: Breaker(threshold=breaker_threshold, cooldown_s=breaker_cooldown_s)
             for name in (sandbox.name, *self.live)

@@ -94,3 +94,18 @@ async def count_in_progress(session: AsyncSession) -> int:
         )
         or 0
     )
+
+
+async def count_active_on(session: AsyncSession, provider: str, *, besides: str) -> int:
+    """Tasks a provider holds (or is being handed) right now."""
+    query = (
+        select(func.count())
+        .select_from(Task)
+        .where(
+            Task.provider == provider,
+            Task.status == "in_progress",
+            Task.step.in_(("submitting", "poll", "store", "finalize")),
+            Task.id != besides,
+        )
+    )
+    return int(await session.scalar(query) or 0)

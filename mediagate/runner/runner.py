@@ -30,6 +30,7 @@ from mediagate.providers.errors import (
     ProviderRetryable,
     SubmitOutcomeUnknown,
 )
+from mediagate.providers.health import record_breakers
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner import repository
 from mediagate.runner.steps import (
@@ -67,7 +68,13 @@ class Runner:
         self.db = db
         self.settings = settings
         self.ctx = StepContext(
-            settings, catalog, providers, storage, references, checkpoint=self._checkpoint
+            settings,
+            catalog,
+            providers,
+            storage,
+            references,
+            checkpoint=self._checkpoint,
+            active_on=self._active_on,
         )
         self.worker = name or f"{socket.gethostname()}:{os.getpid()}:{random_base62(6)}"
         self._wake = asyncio.Event()
@@ -125,6 +132,7 @@ class Runner:
         async with self.db.write() as session:
             requeued = await repository.requeue_expired_leases(session, now)
             overdue = await repository.hasten_overdue(session, now)
+            await record_breakers(session, self.ctx.providers, self.worker)
         if requeued or overdue:
             log.warning(
                 "reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue
@@ -253,6 +261,10 @@ class Runner:
             outcome.status,
             f" ({outcome.error_type})" if outcome.error_type else "",
         )
+
+    async def _active_on(self, provider: str, *, besides: str) -> int:
+        async with self.db.read() as session:
+            return await repository.count_active_on(session, provider, besides=besides)
 
     async def _checkpoint(self, task: Task, values: dict[str, Any]) -> None:
         values = {**values, "updated_at": utcnow()}

@@ -54,6 +54,12 @@ class TaskFailed(Exception):
         self.message = message
 
 
+class ActiveCount(Protocol):
+    async def __call__(self, provider: str, *, besides: str) -> int:
+        """Tasks currently accepted by (or being submitted to) `provider`, not counting one."""
+        ...
+
+
 class Checkpoint(Protocol):
     async def __call__(self, task: Task, values: dict[str, Any]) -> None:
         """Persist `values` now, keeping the lease (raises if the lease was lost)."""
@@ -68,6 +74,7 @@ class StepContext:
     storage: Storage
     references: ReferenceLoader
     checkpoint: Checkpoint
+    active_on: ActiveCount
 
 
 Step = Callable[[StepContext, Task], Awaitable[Outcome]]
@@ -135,9 +142,10 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
             refusals.append(f"{name}: circuit open")
             waits.append(breaker.cooldown_s)
             continue
-        # Persist the intent first: if we die after the provider accepts, the replay sees
-        # `submitting` and looks the task up instead of paying for it twice.
-        await ctx.checkpoint(task, {"step": "submitting", "provider": name})
+        if not await _admit(ctx, task, name):
+            refusals.append(f"{name}: {ctx.providers.max_active[name]} tasks already running there")
+            waits.append(2.0)
+            continue
         request = provider_request(task, callback_url(ctx.settings, name, task.id))
         try:
             upstream_id = await ctx.providers.get(name).submit(request)
@@ -164,6 +172,22 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
     if waits:
         raise RetryLater(max(1.0, min(waits)), f"every provider refused for now ({summary})")
     raise TaskFailed("provider_unavailable", f"No provider could take the task ({summary})")
+
+
+async def _admit(ctx: StepContext, task: Task, name: str) -> bool:
+    """Record that `name` is getting this task, unless it is at its concurrency limit.
+
+    Persisting `submitting` first is what makes a crash after the provider accepts safe:
+    the replay looks the task up instead of paying for it twice."""
+    limit = ctx.providers.max_active.get(name)
+    if limit is None:
+        await ctx.checkpoint(task, {"step": "submitting", "provider": name})
+        return True
+    async with ctx.providers.admission[name]:
+        if await ctx.active_on(name, besides=task.id) >= limit:
+            return False
+        await ctx.checkpoint(task, {"step": "submitting", "provider": name})
+        return True
 
 
 async def submitting(ctx: StepContext, task: Task) -> Outcome:

@@ -319,3 +319,77 @@ async def test_an_upstream_callback_makes_the_poll_due_now(
                 "data"
             ]
     assert task["status"] == "completed"
+
+
+async def test_wavespeed_concurrency_limit_sends_the_overflow_elsewhere(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory
+) -> None:
+    ws, kling = fakes["wavespeed"], fakes["kling"]
+    settings = {**provider_settings(fakes, ["wavespeed", "kling"]), "wavespeed_max_concurrency": 1}
+    async with live_gateway(make_settings, **settings) as app:
+        core = app.state.core
+        key = await keys(mode="live", credits=30, account="busy")
+        runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gw"
+        ) as client:
+            ids = [
+                (
+                    await client.post(
+                        "/api/v1/images/generations",
+                        json=generation(prompt=f"[fake:slow] busy {i}"),
+                        headers=key.headers,
+                    )
+                ).json()["data"]["task_id"]
+                for i in range(2)
+            ]
+            for _ in range(3):
+                await runner._claim_and_start()
+                while runner._running:
+                    await next(iter(runner._running))
+        async with core.db.read() as s:
+            placed = {
+                t.id: (t.provider, t.step)
+                for t in await s.scalars(select(Task).where(Task.id.in_(ids)))
+            }
+    assert sorted(p for p, _ in placed.values()) == ["kling", "wavespeed"]
+    assert all(step == "poll" for _, step in placed.values())
+    assert ws.calls["created"] >= 1 and kling.calls["created"] >= 1
+
+
+def test_providers_command_shows_configuration_breakers_and_failures(
+    fakes: dict[str, FakeState],
+    make_settings: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mediagate.cli import main
+
+    settings = make_settings(**provider_settings(fakes, ["wavespeed"], wrong_key=True))
+    upgrade(settings)
+
+    async def one_failed_task() -> None:
+        from mediagate.core.db import Database
+        from tests.factories import KeyFactory as Keys
+
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            await run_task(app, Keys(app.state.core.db, settings), generation(prompt="bad key"))
+            core = app.state.core
+            runner = build_runner(core.db, settings, core.catalog, app.state.components)
+            runner.ctx.providers.breaker("wavespeed").record_failure()
+            await runner.reconcile()  # writes this runner's breaker snapshot
+        await Database(settings.db_url).dispose()
+
+    asyncio.run(one_failed_task())
+    for name, value in {
+        "DATA_DIR": settings.data_dir,
+        "SECRET_KEY": "test-secret-key",
+        "WAVESPEED_API_KEY": "x",
+    }.items():
+        monkeypatch.setenv(f"MEDIAGATE_{name}", str(value))
+    main(["providers"])
+    out = capsys.readouterr().out
+    assert "wavespeed  configured" in out and "kling      not configured" in out
+    assert "failed:provider_unavailable 1" in out
+    assert "closed (" in out or "open (" in out
