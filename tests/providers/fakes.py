@@ -6,6 +6,7 @@ Behaviour is chosen per task by markers in the prompt (or a wrong key):
   [fake:404]        result URLs that 404        [fake:5xx]        submit always 500
   [ws-down]         WaveSpeed alone answers 500 to the submit (failover tests)
   [fake:hang]       creates the task, then holds the answer for 5 s (kill-window tests)
+  [fake:forbidden]  account problem: 403 / Kling 1102 (no resource pack)
 """
 
 import asyncio
@@ -87,6 +88,8 @@ def wavespeed_app(state: FakeState) -> Starlette:
         body = await request.json()
         multi = request.path_params["model"] == "kling-v1-ai-multi-shot"
         prompt = body.get("prompt", "")
+        if "[fake:forbidden]" in prompt:
+            return JSONResponse({"code": 403, "message": "Forbidden: insufficient balance"}, 403)
         if "[fake:5xx]" in prompt or "[ws-down]" in prompt:
             return JSONResponse({"code": 500, "message": "internal error"}, 500)
         if "[fake:ratelimit]" in prompt and prompt not in state.rate_limited:
@@ -169,6 +172,8 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
         multi = request.url.path.endswith("ai-multi-shot")
         prompt = body.get("prompt", "")
         reference = body.get("external_task_id")
+        if "[fake:forbidden]" in prompt:
+            return envelope(None, 1102, "resource pack exhausted", 403)
         if "[fake:5xx]" in prompt:
             return envelope(None, 5000, "server internal error", 500)
         if "[fake:ratelimit]" in prompt and prompt not in state.rate_limited:
@@ -236,6 +241,8 @@ def fal_app(state: FakeState) -> Starlette:
             return JSONResponse({"detail": "Invalid key"}, 401)
         body = await request.json()
         prompt = body["prompt"]
+        if "[fake:forbidden]" in prompt:
+            return JSONResponse({"detail": "User is locked: exhausted balance"}, 403)
         if "[fake:5xx]" in prompt:
             return JSONResponse({"detail": "Internal Server Error"}, 500)
         if "[fake:ratelimit]" in prompt and prompt not in state.rate_limited:

@@ -135,6 +135,7 @@ SCENARIOS = [
     ("[fake:policy]", {p: ("failed", "content_policy_violation", RELEASED) for p in PROVIDERS}),
     ("[fake:ratelimit]", {p: ("completed", None, CHARGED) for p in PROVIDERS}),
     ("[fake:404]", {p: ("failed", "generation_failed", RELEASED) for p in PROVIDERS}),
+    ("[fake:forbidden]", {p: ("failed", "provider_unavailable", RELEASED) for p in PROVIDERS}),
     (
         "[fake:malformed]",
         {
@@ -393,3 +394,19 @@ def test_providers_command_shows_configuration_breakers_and_failures(
     assert "wavespeed  configured" in out and "kling      not configured" in out
     assert "failed:provider_unavailable 1" in out
     assert "closed (" in out or "open (" in out
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_server_errors_at_submit_are_retried_until_the_deadline(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory, provider: str
+) -> None:
+    state = fakes[provider]
+    submits, created = state.calls["submit"], state.calls["created"]
+    async with live_gateway(make_settings, **provider_settings(fakes, [provider])) as app:
+        task, kinds = await run_task(
+            app, keys, generation(prompt="[fake:5xx] down"), deadline_s=2.5
+        )
+    assert task["status"] == "failed" and task["error"]["type"] == "timeout"
+    assert kinds == RELEASED
+    assert state.calls["submit"] - submits >= 2  # retried with backoff
+    assert state.calls["created"] == created  # and never created anything
