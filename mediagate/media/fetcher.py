@@ -13,6 +13,7 @@
 import asyncio
 import ipaddress
 import socket
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -89,11 +90,13 @@ class SafeFetcher:
         *,
         resolver: Resolver = system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.policy = policy
         self.resolver = resolver
         self.client = httpx.AsyncClient(
             transport=transport,
+            verify=verify,
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment
             timeout=httpx.Timeout(policy.deadline_s),
@@ -115,6 +118,8 @@ class SafeFetcher:
             raise FetchError(
                 "timed_out", f"no complete answer within {self.policy.deadline_s:g} s"
             ) from None
+        except httpx.TransportError as exc:
+            raise FetchError("unreachable", f"could not connect ({type(exc).__name__})") from None
 
     async def _fetch(self, url: str, limit: int) -> Fetched:
         hops: list[str] = []
@@ -140,6 +145,28 @@ class SafeFetcher:
                     current, response.status_code, response.headers.get("content-type"), body, hops
                 )
         raise FetchError("too_many_redirects", f"more than {self.policy.max_redirects} redirects")
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST `body` to a user's URL (callbacks) under the same checks; redirects are not
+        followed (a callback receiver answers, it does not send us elsewhere). The status."""
+        try:
+            async with asyncio.timeout(self.policy.deadline_s):
+                target = await self.check_url(url)
+                async with self.client.stream(
+                    "POST",
+                    target.pinned_url,
+                    content=body,
+                    headers={**headers, "Host": target.host_header},
+                    extensions=target.extensions,
+                ) as response:
+                    await read_capped(response, 64 * 1024)
+                    return response.status_code
+        except TimeoutError:
+            raise FetchError(
+                "timed_out", f"no answer within {self.policy.deadline_s:g} s"
+            ) from None
+        except httpx.TransportError as exc:
+            raise FetchError("unreachable", f"could not deliver ({type(exc).__name__})") from None
 
     async def check_url(self, url: str) -> "Target":
         """Everything about a URL that can be checked before connecting; the pinned target."""

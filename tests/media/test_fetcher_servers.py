@@ -157,3 +157,16 @@ async def test_too_many_redirects(images: ImageServer, fetcher: Callable[..., Sa
         url = images.url(f"/redirect?to={httpx.URL(url)}")
     error, _ = await refused(fetcher(), url)
     assert error.reason == "too_many_redirects"
+
+
+async def test_a_closed_port_is_unreachable(
+    images: ImageServer, fetcher: Callable[..., SafeFetcher]
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens once the socket is closed
+    safe = fetcher(ports=frozenset({closed}))
+    error, _ = await refused(safe, f"http://127.0.0.1:{closed}/a.png")
+    assert error.reason == "unreachable"
