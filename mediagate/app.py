@@ -2,10 +2,12 @@
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import certifi
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -31,6 +33,7 @@ from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
+from mediagate.webhooks.service import CallbackSender
 
 log = logging.getLogger("mediagate")
 
@@ -44,6 +47,7 @@ class Components:
     references: ReferenceLoader
     providers: ProviderRegistry
     provider_client: httpx.AsyncClient
+    callbacks: CallbackSender
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
@@ -65,12 +69,22 @@ def build_components(db: Database, settings: Settings) -> Components:
             deadline_s=settings.fetch_deadline_s,
             ports=frozenset(settings.fetch_ports),
             allow_private=allow_list(settings.fetch_allow_private_hosts),
-        )
+        ),
+        verify=trust(settings),
     )
     client = provider_client(settings)
     providers = build_registry(db, settings, storage, fetcher, client)
     references = ReferenceLoader(fetcher, storage, own_origins(settings))
-    return Components(storage, fetcher, references, providers, client)
+    callbacks = CallbackSender(db, fetcher, retry_base_s=settings.callback_retry_base_s)
+    return Components(storage, fetcher, references, providers, client, callbacks)
+
+
+def trust(settings: Settings) -> ssl.SSLContext:
+    """Public CAs (certifi), plus the operator's own if configured."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if settings.fetch_ca_file:
+        context.load_verify_locations(cafile=str(settings.fetch_ca_file))
+    return context
 
 
 def build_runner(
@@ -83,6 +97,7 @@ def build_runner(
         providers=components.providers,
         storage=components.storage,
         references=components.references,
+        callbacks=components.callbacks,
     )
 
 

@@ -6,10 +6,12 @@ from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 from mediagate.media.models import Upload
 from mediagate.providers.models import ProviderHealth, SandboxJob
 from mediagate.tasks.models import IdempotencyKey, Task
+from mediagate.webhooks.models import CallbackDelivery
 
 __all__ = [
     "Account",
     "ApiKey",
+    "CallbackDelivery",
     "IdempotencyKey",
     "LedgerAccount",
     "LedgerTransfer",

@@ -1,4 +1,4 @@
-"""GET /api/v1/account: who am I, what can I spend."""
+"""GET /api/v1/account: who am I, what can I spend, how to verify my callbacks."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -8,15 +8,17 @@ from mediagate.core.http import success
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.ledger import service as ledger
+from mediagate.webhooks.service import account_secret
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
 
-@router.get("/account", summary="Balance of the key's mode, and key info")
+@router.get("/account", summary="Balance of the key's mode, key info, callback secret")
 async def get_account(request: Request, caller: CurrentKey) -> JSONResponse:
-    async with core_state(request).db.read() as session:
+    async with core_state(request).db.write() as session:
         account = await session.get_one(Account, caller.account_id)
         balance = await ledger.balance(session, caller.account_id, caller.mode)
+        secret = await account_secret(session, caller.account_id)
     return success(
         {
             "account": {"id": account.id, "name": account.name},
@@ -26,5 +28,6 @@ async def get_account(request: Request, caller: CurrentKey) -> JSONResponse:
                 "held": balance.held,
                 "posted": balance.posted,
             },
+            "webhook_secret": secret,
         }
     )

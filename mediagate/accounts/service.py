@@ -10,6 +10,7 @@ from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest, NotFound
 from mediagate.core.ids import new_id
 from mediagate.ledger import service as ledger
+from mediagate.webhooks import signing
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$")
 
@@ -30,7 +31,9 @@ async def get_or_create(session: AsyncSession, name: str) -> tuple[Account, bool
         raise InvalidRequest(
             "Account names are 1-200 letters, digits or ._@+- characters", param="account"
         )
-    account = Account(id=new_id("acc", 16), name=name, created_at=utcnow())
+    account = Account(
+        id=new_id("acc", 16), name=name, created_at=utcnow(), webhook_secret=signing.new_secret()
+    )
     session.add(account)
     await session.flush()
     await ledger.open_wallets(session, account.id)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     fetch_allow_private_hosts: list[str] = Field(default_factory=list)
     """Hosts or IP literals allowed to be private (off by default; tests, trusted internals)."""
     upload_max_bytes: int = 10_000_000
+    fetch_ca_file: Path | None = None
+    """Extra trust anchors (PEM) for user URLs over https, e.g. an internal CA."""
+    callback_retry_base_s: float = 5.0
+    """First retry of a failed client callback; later ones back off (x6, up to 6 h)."""
 
     # Live providers: each is used only when its credentials are set.
     wavespeed_api_key: str | None = None

@@ -193,6 +193,7 @@ class SafeFetcher:
         allowed = host in self.policy.allow_private or any(
             str(a) in self.policy.allow_private for a in addresses
         )
+        addresses.sort(key=lambda a: a.version)  # IPv4 first: the common, reliable path
         blocked = [a for a in addresses if not is_public(a)]
         if blocked and not allowed:
             raise FetchError(

@@ -44,6 +44,9 @@ from mediagate.runner.steps import (
     poll_delay,
 )
 from mediagate.tasks.models import Task
+from mediagate.tasks.service import task_as_data
+from mediagate.webhooks import service as webhooks
+from mediagate.webhooks.service import CallbackSender
 
 log = logging.getLogger("mediagate.runner")
 STEP_SHARE_OF_LEASE = 0.75
@@ -63,10 +66,12 @@ class Runner:
         providers: ProviderRegistry,
         storage: Storage,
         references: ReferenceLoader,
+        callbacks: CallbackSender | None = None,
         name: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.callbacks = callbacks
         self.ctx = StepContext(
             settings,
             catalog,
@@ -96,6 +101,8 @@ class Runner:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.settings.reconcile_interval_s
                 await self._claim_and_start()
+                if self.callbacks is not None:
+                    await self.callbacks.deliver_due()
             except Exception:
                 log.exception("runner loop error; retrying")
             await self._idle()
@@ -255,12 +262,25 @@ class Runner:
                     await ledger.capture(session, task.hold_id)
                 else:
                     await ledger.release(session, task.hold_id)
+            if task.callback_url:
+                finished = await session.get_one(Task, task.id, populate_existing=True)
+                await webhooks.enqueue(
+                    session,
+                    task_id=task.id,
+                    account_id=task.account_id,
+                    url=task.callback_url,
+                    payload=task_as_data(finished, self._files_base()),
+                )
         log.info(
             "task %s %s%s",
             task.id,
             outcome.status,
             f" ({outcome.error_type})" if outcome.error_type else "",
         )
+
+    def _files_base(self) -> str:
+        s = self.settings
+        return (s.public_base_url or f"http://{s.host}:{s.port}").rstrip("/")
 
     async def _active_on(self, provider: str, *, besides: str) -> int:
         async with self.db.read() as session:
