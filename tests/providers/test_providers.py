@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mediagate.app import build_runner, create_app
+from mediagate.cli import main
 from mediagate.core.clock import utcnow
 from mediagate.core.migrate import upgrade
 from mediagate.ledger.models import LedgerTransfer
@@ -364,23 +365,19 @@ def test_providers_command_shows_configuration_breakers_and_failures(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from mediagate.cli import main
-
     settings = make_settings(**provider_settings(fakes, ["wavespeed"], wrong_key=True))
     upgrade(settings)
 
     async def one_failed_task() -> None:
-        from mediagate.core.db import Database
-        from tests.factories import KeyFactory as Keys
-
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            await run_task(app, Keys(app.state.core.db, settings), generation(prompt="bad key"))
+            await run_task(
+                app, KeyFactory(app.state.core.db, settings), generation(prompt="bad key")
+            )
             core = app.state.core
             runner = build_runner(core.db, settings, core.catalog, app.state.components)
             runner.ctx.providers.breaker("wavespeed").record_failure()
             await runner.reconcile()  # writes this runner's breaker snapshot
-        await Database(settings.db_url).dispose()
 
     asyncio.run(one_failed_task())
     for name, value in {

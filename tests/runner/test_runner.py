@@ -200,7 +200,7 @@ class ExplodingProvider:
         self.calls += 1
         raise RuntimeError("upstream bug")
 
-    async def lookup(self, reference: str) -> str | None:
+    async def lookup(self, request: ProviderRequest) -> str | None:
         return None
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:

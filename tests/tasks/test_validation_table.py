@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediagate.tasks.models import Task
 from tests.factories import KeyFactory, generation
 
 URL = "/api/v1/images/generations"
@@ -248,8 +249,6 @@ async def test_defaults_are_filled_from_the_declaration(
         )
     ).json()["data"]["task_id"]
     async with app.state.core.db.read() as session:
-        from mediagate.tasks.models import Task
-
         task = await session.get(Task, task_id)
     assert task.params == {
         "prompt": "fox",
