@@ -16,8 +16,9 @@ $(STAMP): requirements/dev.lock pyproject.toml
 run: $(STAMP)  ## migrate and serve on http://127.0.0.1:8000 (SQLite, in-process runner, sandbox)
 	$(BIN)/mediagate serve
 
-test: $(STAMP)  ## the whole suite
+test: $(STAMP)  ## the whole suite: on SQLite, then on PostgreSQL when it is reachable
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --db=postgresql $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mediagate tests

@@ -16,9 +16,10 @@ async def claim_due(
 ) -> list[Task]:
     """Lease up to `limit` due tasks to `worker`, bumping each one's fencing `attempt`.
 
-    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets workers claim side by side without waiting.
-    SQLite: the write unit holds the database lock (BEGIN IMMEDIATE), so select+update is
-    already atomic.
+    PostgreSQL: the due rows are picked in a CTE with `FOR UPDATE SKIP LOCKED`, so workers
+    claim side by side without waiting, and the LIMIT holds (as a plain `IN (subquery)` it
+    does not: the planner may run the subquery more than once). SQLite: the write unit
+    holds the database lock (BEGIN IMMEDIATE), so select + update is already atomic.
     """
     due = (
         select(Task.id)
@@ -28,9 +29,10 @@ async def claim_due(
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    picked = due.cte("due")
     result = await session.scalars(
         update(Task)
-        .where(Task.id.in_(due.scalar_subquery()), *_claimable)
+        .where(Task.id == picked.c.id, *_claimable)
         .values(
             lease_owner=worker,
             lease_expires_at=now + timedelta(seconds=lease_s),

@@ -380,11 +380,10 @@ def test_providers_command_shows_configuration_breakers_and_failures(
             await runner.reconcile()  # writes this runner's breaker snapshot
 
     asyncio.run(one_failed_task())
-    for name, value in {
-        "DATA_DIR": settings.data_dir,
-        "SECRET_KEY": "test-secret-key",
-        "WAVESPEED_API_KEY": "x",
-    }.items():
+    env = {"DATA_DIR": settings.data_dir, "SECRET_KEY": "test-secret-key", "WAVESPEED_API_KEY": "x"}
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    for name, value in env.items():
         monkeypatch.setenv(f"MEDIAGATE_{name}", str(value))
     main(["providers"])
     out = capsys.readouterr().out

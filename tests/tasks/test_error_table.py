@@ -2,9 +2,12 @@
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import update
@@ -172,20 +175,38 @@ async def test_409_while_the_first_request_with_the_key_is_processing(
 ) -> None:
     key = await keys()
     headers = {**key.headers, "Idempotency-Key": "order-44"}
-    # Another writer holds the database: the first request waits inside its transaction.
-    blocker = sqlite3.connect(settings.data_dir / "mediagate.db", timeout=30)
-    blocker.isolation_level = None
-    blocker.execute("BEGIN IMMEDIATE")
-    first = asyncio.create_task(client.post(URL, json=generation(), headers=headers))
-    await asyncio.sleep(0.3)
-    try:
-        assert_error(
-            await client.post(URL, json=generation(), headers=headers), 409, "idempotency_error"
-        )
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    # Another writer holds what the first request needs: it waits inside its transaction.
+    async with hold_the_wallet(settings, key.account_id):
+        first = asyncio.create_task(client.post(URL, json=generation(), headers=headers))
+        await asyncio.sleep(0.3)
+        assert not first.done()
+        second = await client.post(URL, json=generation(), headers=headers)
+        assert_error(second, 409, "idempotency_error")
     assert (await first).status_code == 200
+
+
+@asynccontextmanager
+async def hold_the_wallet(settings: Settings, account_id: str) -> AsyncIterator[None]:
+    """SQLite: the database write lock. PostgreSQL: the wallet row's lock."""
+    if settings.database_url is None:
+        blocker = sqlite3.connect(settings.data_dir / "mediagate.db", timeout=30)
+        blocker.isolation_level = None
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", f"{account_id}:test"
+            )
+            yield
+    finally:
+        await conn.close()
 
 
 async def test_idempotency_key_too_long_is_400(client: httpx.AsyncClient, keys: KeyFactory) -> None:
