@@ -17,16 +17,6 @@ from tests.factories import KeyFactory
 from tests.servers import ImageServer, image_server
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--db") == "postgresql":
-        # End-to-end processes read their database with SQLite tools: they run in the
-        # SQLite pass only (PostgreSQL for real processes is part of the scale-out work).
-        skip = pytest.mark.skip(reason="end-to-end tests run in the SQLite pass")
-        for item in items:
-            if "e2e" in item.keywords:
-                item.add_marker(skip)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
     """Run every `async def` test on asyncio, without a marker on each."""
@@ -67,6 +57,17 @@ def postgres_template(request: pytest.FixtureRequest) -> Iterator[str | None]:
         pytest.skip(f"PostgreSQL not reachable at {pg.ADMIN_URL}")
     name = pg.create_template()
     yield name
+    pg.drop(name)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(postgres_template: str | None) -> Iterator[str | None]:
+    """One database for a module's shared server process."""
+    if postgres_template is None:
+        yield None
+        return
+    name = pg.clone(postgres_template)
+    yield pg.url(name)
     pg.drop(name)
 
 

@@ -1,7 +1,10 @@
 """Real mediagate processes on loopback for end-to-end tests."""
 
+import asyncio
+import itertools
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -13,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 
@@ -22,8 +26,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def environment(data_dir: Path, **settings: Any) -> dict[str, str]:
+def environment(data_dir: Path, database_url: str | None = None, **settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
+    if database_url:
+        env["MEDIAGATE_DATABASE_URL"] = database_url
     env.update(
         {
             "MEDIAGATE_DATA_DIR": str(data_dir),
@@ -97,7 +103,21 @@ def wait_for_http(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     wait_until(up, timeout=30, what="the server to answer /healthz")
 
 
-def query(data_dir: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Read the database as an operator would (the test never writes to it)."""
-    with sqlite3.connect(f"file:{data_dir / 'mediagate.db'}?mode=ro", uri=True, timeout=10) as conn:
-        return list(conn.execute(sql, params))
+def query(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Read the database as an operator would (SQLite or PostgreSQL, `?` placeholders)."""
+    url = env.get("MEDIAGATE_DATABASE_URL")
+    if url is None:
+        path = Path(env["MEDIAGATE_DATA_DIR"]) / "mediagate.db"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+            return list(conn.execute(sql, params))
+    counter = itertools.count(1)
+    numbered = re.sub(r"\?", lambda _m: f"${next(counter)}", sql)
+
+    async def go() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            return [tuple(r) for r in await conn.fetch(numbered, *params)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())

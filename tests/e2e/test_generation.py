@@ -18,10 +18,12 @@ MP = {"1k": 1024 * 1024, "2k": 2048 * 2048}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("e2e") / "data"
     port = free_port()
-    env = environment(data, sandbox_latency_s=0.3)
+    env = environment(data, module_database_url, sandbox_latency_s=0.3)
     log = data.parent / "serve.log"
     with process(env, "serve", "--port", str(port), log=log) as proc:
         base = f"http://127.0.0.1:{port}"
@@ -147,5 +149,5 @@ def test_openapi_documents_the_catalog(server: dict[str, Any]) -> None:
 
 def test_data_lives_under_the_data_dir(server: dict[str, Any]) -> None:
     data = Path(server["env"]["MEDIAGATE_DATA_DIR"])
-    assert (data / "mediagate.db").exists()
+    assert (data / "mediagate.db").exists() != ("MEDIAGATE_DATABASE_URL" in server["env"])
     assert any((data / "files").glob("*.png"))

@@ -50,6 +50,7 @@ def test_kill_between_accept_and_write(
     status: str,
     error_type: str | None,
     ledger: list[str],
+    database_url: str | None,
 ) -> None:
     fake = fakes[provider]
     port_of = int(fake.base.rsplit(":", 1)[1])
@@ -65,6 +66,7 @@ def test_kill_between_accept_and_write(
     data = tmp_path / "data"
     env = environment(
         data,
+        database_url,
         lease_s=8,
         reconcile_interval_s=0.5,
         runner_poll_interval_s=0.1,
@@ -96,14 +98,14 @@ def test_kill_between_accept_and_write(
             )
             first.send_signal(signal.SIGKILL)  # it is still waiting for the answer
             first.wait()
-        assert query(data, "SELECT step, upstream_id FROM tasks WHERE id = ?", task_id) == [
+        assert query(env, "SELECT step, upstream_id FROM tasks WHERE id = ?", task_id) == [
             ("submitting", None)
         ]
         # Another worker takes over once the dead one's lease has expired.
         with process(env, "worker", log=tmp_path / "worker2.log"):
             wait_until(
                 lambda: query(
-                    data, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
+                    env, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
                 ),
                 timeout=60,
                 what="the task to finish",
@@ -115,7 +117,7 @@ def test_kill_between_accept_and_write(
     kinds = [
         k
         for (k,) in query(
-            data, "SELECT kind FROM ledger_transfers WHERE task_id = ? ORDER BY id", task_id
+            env, "SELECT kind FROM ledger_transfers WHERE task_id = ? ORDER BY id", task_id
         )
     ]
     assert kinds == ledger  # exactly one charge, or none

@@ -18,11 +18,12 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, images: ImageServer
+    tmp_path_factory: pytest.TempPathFactory, images: ImageServer, module_database_url: str | None
 ) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("e2e-refs") / "data"
     env = environment(
         data,
+        module_database_url,
         sandbox_latency_s=0.2,
         fetch_allow_private_hosts=json.dumps(["127.0.0.1"]),
         fetch_ports=json.dumps([80, 443, images.server_address[1]]),

@@ -22,12 +22,13 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("kill_during", ["submitting", "poll", "store"])
 def test_killed_worker_mid_step_then_another_finishes_once(
-    tmp_path: Path, kill_during: str
+    tmp_path: Path, kill_during: str, database_url: str | None
 ) -> None:
     data = tmp_path / "data"
     # Every sandbox call takes 1.5 s: long enough to be killed inside it.
     env = environment(
         data,
+        database_url,
         sandbox_call_delay_s=1.5,
         sandbox_latency_s=0,
         lease_s=5,
@@ -52,7 +53,7 @@ def test_killed_worker_mid_step_then_another_finishes_once(
         with process(env, "worker", log=tmp_path / "worker1.log") as first:
             wait_until(
                 lambda: query(
-                    data,
+                    env,
                     "SELECT 1 FROM tasks WHERE id = ? AND step = ? AND lease_owner IS NOT NULL",
                     task_id,
                     kill_during,
@@ -62,12 +63,12 @@ def test_killed_worker_mid_step_then_another_finishes_once(
             )
             first.send_signal(signal.SIGKILL)
             first.wait()
-        [(attempt_at_kill,)] = query(data, "SELECT attempt FROM tasks WHERE id = ?", task_id)
+        [(attempt_at_kill,)] = query(env, "SELECT attempt FROM tasks WHERE id = ?", task_id)
 
         with process(env, "worker", log=tmp_path / "worker2.log"):
             wait_until(
                 lambda: query(
-                    data, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
+                    env, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
                 ),
                 timeout=60,
                 what="the second worker to finish the task",
@@ -84,14 +85,14 @@ def test_killed_worker_mid_step_then_another_finishes_once(
     kinds = [
         k
         for (k,) in query(
-            data, "SELECT kind FROM ledger_transfers WHERE task_id = ? ORDER BY id", task_id
+            env, "SELECT kind FROM ledger_transfers WHERE task_id = ? ORDER BY id", task_id
         )
     ]
     assert kinds == ["hold", "capture"]  # exactly one charge
-    assert query(data, "SELECT count(*) FROM sandbox_jobs WHERE reference = ?", task_id) == [
+    assert query(env, "SELECT count(*) FROM sandbox_jobs WHERE reference = ?", task_id) == [
         (1,)
     ]  # one upstream task
-    [(attempt,)] = query(data, "SELECT attempt FROM tasks WHERE id = ?", task_id)
+    [(attempt,)] = query(env, "SELECT attempt FROM tasks WHERE id = ?", task_id)
     assert attempt > attempt_at_kill  # the second worker re-claimed it under a new fence
     assert account["credits"] == {"available": 24, "held": 0, "posted": 24}
     assert "SIGKILL" not in (tmp_path / "worker2.log").read_text()
