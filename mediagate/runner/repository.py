@@ -65,6 +65,17 @@ async def write_back(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def release_leases(session: AsyncSession, worker: str, now: datetime) -> int:
+    """Give back every lease `worker` holds (it is shutting down)."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.lease_owner == worker, Task.status == "in_progress")
+        .values(lease_owner=None, lease_expires_at=None, next_run_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def requeue_expired_leases(session: AsyncSession, now: datetime) -> int:
     """Tasks whose worker died or stalled go back to the queue."""
     result = await session.execute(

@@ -113,11 +113,18 @@ class Runner:
         (their leases expire and another runner takes over)."""
         self._stopping.set()
         self._wake.set()
-        if self._running:
-            _, pending = await asyncio.wait(self._running, timeout=grace_s)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(self._running, timeout=grace_s)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if pending:
+            # Hand back what we could not finish now, rather than when the lease runs out.
+            # An interrupted submit stays `submitting`: whoever takes it looks it up first.
+            async with self.db.write() as session:
+                released = await repository.release_leases(session, self.worker, utcnow())
+            log.warning("stopped with %d steps unfinished; released their leases", released)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Run until no task is in progress (tests and tools that need a quiet queue)."""
