@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import certifi
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from mediagate import __version__
 from mediagate.accounts.routes import router as account_router
@@ -19,6 +20,7 @@ from mediagate.catalog.routes import router as catalog_router
 from mediagate.core.db import Database
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
 from mediagate.core.logs import configure_logging
+from mediagate.core.migrate import current_revisions, head_revisions
 from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
 from mediagate.keys.ratelimit import RateLimiter
@@ -145,9 +147,28 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(uploads_router)
     app.include_router(callbacks_router)
 
+    heads = head_revisions(settings)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
+        """The process is up."""
         return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """The database answers and its schema is the one this code expects."""
+        try:
+            async with request.app.state.core.db.read() as session:
+                connection = await session.connection()
+                current = await connection.run_sync(current_revisions)
+        except (OSError, SQLAlchemyError) as exc:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"database: {type(exc).__name__}"}, 503
+            )
+        if current != heads:
+            reason = f"migrations: database at {sorted(current)}, code expects {sorted(heads)}"
+            return JSONResponse({"status": "unavailable", "reason": reason}, 503)
+        return JSONResponse({"status": "ready"})
 
     return app
 
