@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from mediagate.catalog.loader import Catalog
 from mediagate.catalog.schemas import request_schema
@@ -64,7 +65,9 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         registry.routes(generation.model, generation.type, caller.mode)  # 503 before any hold
         key = check_key(idempotency_key)
         in_flight: InFlightKeys = request.app.state.idempotency
-        with in_flight.claim(caller.account_id, key):
+        fingerprint = service.request_fingerprint(body) if key else None
+
+        async def submit() -> service.Submission:
             async with core.db.write() as session:
                 submission = await service.submit_generation(
                     session,
@@ -72,9 +75,20 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
                     request=generation,
                     max_in_flight=core.settings.max_in_flight_per_account,
                     idempotency_key=key,
-                    fingerprint=service.request_fingerprint(body) if key else None,
+                    fingerprint=fingerprint,
                 )
                 await touch(session, caller.id)
+            return submission
+
+        with in_flight.claim(caller.account_id, key):
+            try:
+                submission = await submit()
+            except IntegrityError:
+                if key is None:
+                    raise
+                # Another replica committed the same Idempotency-Key first: our unit rolled
+                # back (no task, no hold); answer as a replay of theirs.
+                submission = await submit()
         wake: Callable[[], None] = request.app.state.wake
         wake()
         task = submission.task
