@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import certifi
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from mediagate import __version__
@@ -29,6 +30,7 @@ from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
 from mediagate.media.storage import LocalStorage
 from mediagate.media.uploads import router as uploads_router
+from mediagate.observability.metrics import Metrics
 from mediagate.providers.callbacks import router as callbacks_router
 from mediagate.providers.configured import build_registry, provider_client
 from mediagate.providers.registry import ProviderRegistry
@@ -90,7 +92,11 @@ def trust(settings: Settings) -> ssl.SSLContext:
 
 
 def build_runner(
-    db: Database, settings: Settings, catalog: Catalog, components: Components
+    db: Database,
+    settings: Settings,
+    catalog: Catalog,
+    components: Components,
+    metrics: Metrics | None = None,
 ) -> Runner:
     return Runner(
         db,
@@ -100,6 +106,7 @@ def build_runner(
         storage=components.storage,
         references=components.references,
         callbacks=components.callbacks,
+        metrics=metrics,
     )
 
 
@@ -118,8 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.idempotency = InFlightKeys()
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
+        app.state.metrics = Metrics()
         if settings.embedded_runner:
-            runner = build_runner(db, settings, catalog, components)
+            runner = build_runner(db, settings, catalog, components, app.state.metrics)
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
         app.state.wake = runner.wake if runner else (lambda: None)
@@ -169,6 +177,13 @@ def create_app(settings: Settings) -> FastAPI:
             reason = f"migrations: database at {sorted(current)}, code expects {sorted(heads)}"
             return JSONResponse({"status": "unavailable", "reason": reason}, 503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        registry: Metrics = request.app.state.metrics
+        async with request.app.state.core.db.read() as session:
+            await registry.refresh(session)
+        return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

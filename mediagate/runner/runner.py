@@ -24,6 +24,7 @@ from mediagate.core.settings import Settings
 from mediagate.ledger import service as ledger
 from mediagate.media.references import ReferenceLoader
 from mediagate.media.storage import Storage
+from mediagate.observability.metrics import Metrics
 from mediagate.providers.errors import (
     ProviderAuthError,
     ProviderRejected,
@@ -67,11 +68,13 @@ class Runner:
         storage: Storage,
         references: ReferenceLoader,
         callbacks: CallbackSender | None = None,
+        metrics: Metrics | None = None,
         name: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.callbacks = callbacks
+        self.metrics = metrics or Metrics()
         self.ctx = StepContext(
             settings,
             catalog,
@@ -189,8 +192,9 @@ class Runner:
         step = STEPS[task.step]
         try:
             # A step must end well inside its lease, or another worker could take over mid-step.
-            async with asyncio.timeout(self.settings.lease_s * STEP_SHARE_OF_LEASE):
-                return await step(self.ctx, task)
+            with self.metrics.step_seconds.labels(task.step).time():
+                async with asyncio.timeout(self.settings.lease_s * STEP_SHARE_OF_LEASE):
+                    return await step(self.ctx, task)
         except TaskFailed as failed:
             return Finish("failed", failed.error_type, failed.message)
         except ProviderUnavailable as exc:
@@ -199,11 +203,14 @@ class Runner:
             log.info("task %s: %s; retrying in %.0f s", task.id, later, later.delay_s)
             return Advance(task.step, later.delay_s, {"step_errors": task.step_errors})
         except ProviderRejected as exc:  # after acceptance: polling, fetching results
+            self.metrics.provider_errors.labels(exc.provider, "rejected").inc()
             return Finish("failed", exc.error_type, exc.message)
         except ProviderAuthError as exc:
+            self.metrics.provider_errors.labels(exc.provider, "auth").inc()
             log.error("PROVIDER CREDENTIALS: %s", exc)
             return Finish("failed", "provider_unavailable", f"{exc.provider} is unavailable")
         except ProviderRetryable as exc:
+            self.metrics.provider_errors.labels(exc.provider, "retryable").inc()
             log.warning("task %s: %s; retrying", task.id, exc)
             delay = max(exc.retry_after_s, poll_delay(task.polls))
             return Advance(task.step, delay, {"step_errors": task.step_errors})

@@ -1,0 +1,78 @@
+"""Prometheus metrics. Counters and histograms are this process's own; the gauges about
+the queue and the ledger are read from the database at scrape time, so every replica
+reports the same shared truth."""
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediagate.core.clock import utcnow
+from mediagate.ledger.models import LedgerAccount
+from mediagate.tasks.models import Task
+
+STATES = ("in_progress", "completed", "failed")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.step_seconds = Histogram(
+            "mediagate_step_duration_seconds",
+            "Time one runner step took",
+            ["step"],
+            registry=self.registry,
+            buckets=(0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.provider_errors = Counter(
+            "mediagate_provider_errors_total",
+            "Provider answers that were not a success",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
+        self.tasks = Gauge("mediagate_tasks", "Tasks by state", ["state"], registry=self.registry)
+        self.queue_lag = Gauge(
+            "mediagate_queue_lag_seconds",
+            "Now minus the oldest due task's next_run_at (0 when none is due)",
+            registry=self.registry,
+        )
+        self.holds = Gauge(
+            "mediagate_credits_held",
+            "Credits held by tasks in progress",
+            ["mode"],
+            registry=self.registry,
+        )
+
+    async def refresh(self, session: AsyncSession) -> None:
+        """Read the shared gauges from the database."""
+        now = utcnow()
+        counts = dict(
+            (await session.execute(select(Task.status, func.count()).group_by(Task.status))).all()
+        )
+        for state in STATES:
+            self.tasks.labels(state).set(int(counts.get(state, 0)))
+        oldest: datetime | None = await session.scalar(
+            select(func.min(Task.next_run_at)).where(
+                Task.status == "in_progress", Task.lease_owner.is_(None), Task.next_run_at <= now
+            )
+        )
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=now.tzinfo)
+        self.queue_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        held = dict(
+            (
+                await session.execute(
+                    select(
+                        LedgerAccount.mode, func.coalesce(func.sum(LedgerAccount.debits_pending), 0)
+                    )
+                    .where(LedgerAccount.code == "user")
+                    .group_by(LedgerAccount.mode)
+                )
+            ).all()
+        )
+        for mode in ("live", "test"):
+            self.holds.labels(mode).set(int(held.get(mode, 0)))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
