@@ -65,6 +65,18 @@ async def write_back(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+RECONCILER_LOCK = 0x6D6564696167  # "mediag"
+
+
+async def reconciler_lock(session: AsyncSession) -> bool:
+    """One reconciler at a time across all workers. PostgreSQL: a transaction-scoped
+    advisory lock (released at commit). SQLite: the write unit already holds the only
+    write lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(RECONCILER_LOCK))))
+
+
 async def release_leases(session: AsyncSession, worker: str, now: datetime) -> int:
     """Give back every lease `worker` holds (it is shutting down)."""
     result = await session.execute(

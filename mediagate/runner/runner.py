@@ -147,9 +147,11 @@ class Runner:
     async def reconcile(self) -> None:
         now = utcnow()
         async with self.db.write() as session:
+            await record_breakers(session, self.ctx.providers, self.worker)
+            if not await repository.reconciler_lock(session):
+                return  # another worker is reconciling right now
             requeued = await repository.requeue_expired_leases(session, now)
             overdue = await repository.hasten_overdue(session, now)
-            await record_breakers(session, self.ctx.providers, self.worker)
         if requeued or overdue:
             log.warning(
                 "reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue

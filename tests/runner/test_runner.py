@@ -3,6 +3,7 @@
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from PIL import Image
@@ -271,3 +272,31 @@ async def test_stored_files_match_the_reported_sizes(
     path = settings.files_dir / image["url"].rsplit("/", 1)[1]
     with Image.open(path) as stored:
         assert stored.size == (image["width"], image["height"])
+
+
+async def test_only_one_reconciler_runs_at_a_time(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database, settings: Any
+) -> None:
+    if settings.database_url is None:
+        pytest.skip("SQLite serialises every write unit: the lock is PostgreSQL's")
+    key = await keys()
+    task_id = await submit(client, key)
+    async with db.write() as s:
+        await repository.claim_due(s, worker="gone", limit=1, lease_s=30, now=utcnow())
+        await s.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        async with conn.transaction():  # another worker is reconciling
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", repository.RECONCILER_LOCK)
+            await make_runner(app).reconcile()
+            async with db.read() as s:
+                assert (await s.get(Task, task_id)).lease_owner == "gone"  # left alone
+    finally:
+        await conn.close()
+    await make_runner(app).reconcile()
+    async with db.read() as s:
+        assert (await s.get(Task, task_id)).lease_owner is None  # requeued once it is free
