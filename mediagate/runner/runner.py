@@ -44,6 +44,7 @@ from mediagate.runner.steps import (
     TaskFailed,
     poll_delay,
 )
+from mediagate.runner.wakeups import TaskListener
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import task_as_data
 from mediagate.webhooks import service as webhooks
@@ -75,6 +76,7 @@ class Runner:
         self.settings = settings
         self.callbacks = callbacks
         self.metrics = metrics or Metrics()
+        self.listener: TaskListener | None = None
         self.ctx = StepContext(
             settings,
             catalog,
@@ -95,6 +97,16 @@ class Runner:
 
     async def run(self) -> None:
         log.info("runner %s started", self.worker)
+        if self.db.engine.dialect.name == "postgresql":
+            self.listener = TaskListener(self.db.url, self.wake)
+            await self.listener.start()
+        try:
+            await self._loop()
+        finally:
+            if self.listener is not None:
+                await self.listener.stop()
+
+    async def _loop(self) -> None:
         next_reconcile = 0.0
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():

@@ -78,6 +78,8 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
                     fingerprint=fingerprint,
                 )
                 await touch(session, caller.id)
+                if not submission.replayed:
+                    await service.announce_new_task(session)
             return submission
 
         with in_flight.claim(caller.account_id, key):

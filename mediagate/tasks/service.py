@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.catalog.validation import GenerationRequest
@@ -103,6 +103,16 @@ async def submit_generation(
         )
     await session.flush()
     return Submission(task, replayed=False)
+
+
+NEW_TASK_CHANNEL = "mediagate_tasks"
+
+
+async def announce_new_task(session: AsyncSession) -> None:
+    """Wake every worker listening (PostgreSQL delivers it when this unit commits). A hint
+    only: workers also poll. SQLite has no listeners; the in-process runner is woken."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"NOTIFY {NEW_TASK_CHANNEL}"))
 
 
 async def _replay(

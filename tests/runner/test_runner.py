@@ -1,5 +1,6 @@
 """The lease runner: steps, fencing, reconciliation, deadlines, error budget, replay."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from mediagate.providers.models import SandboxJob
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner import repository
 from mediagate.runner.runner import LeaseLost, Runner
+from mediagate.runner.wakeups import TaskListener
 from mediagate.tasks.models import Task
 from tests.factories import KeyFactory, MadeKey, generation
 from tests.servers import ImageServer
@@ -300,3 +302,33 @@ async def test_only_one_reconciler_runs_at_a_time(
     await make_runner(app).reconcile()
     async with db.read() as s:
         assert (await s.get(Task, task_id)).lease_owner is None  # requeued once it is free
+
+
+async def test_a_new_task_wakes_listening_workers(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, settings: Any
+) -> None:
+    if settings.database_url is None:
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one embedded runner")
+    runner = make_runner(app)
+    listener = TaskListener(settings.database_url, runner.wake)
+    await listener.start()
+    try:
+        key = await keys()
+        await submit(client, key)
+        async with asyncio.timeout(10):  # a liveness bound, not a speed claim
+            while not listener.received:
+                await asyncio.sleep(0.01)
+        assert runner._wake.is_set()
+        # A replay of the same Idempotency-Key creates nothing and wakes nobody.
+        headers = {**key.headers, "Idempotency-Key": "once"}
+        before = listener.received
+        await client.post("/api/v1/images/generations", json=generation(), headers=headers)
+        async with asyncio.timeout(10):  # the first use of the key is a new task: announced
+            while listener.received == before:
+                await asyncio.sleep(0.01)
+        received = listener.received
+        await client.post("/api/v1/images/generations", json=generation(), headers=headers)
+        await asyncio.sleep(0.3)
+        assert listener.received == received
+    finally:
+        await listener.stop()
