@@ -19,7 +19,7 @@ from mediagate.providers.errors import (
     ProviderRetryable,
     looks_like_policy,
 )
-from mediagate.providers.http import ResultFetcher, call_json, image_urls
+from mediagate.providers.http import ResultFetcher, call_json, failed, image_urls, required_id
 
 NAME = "fal"
 APP = "fal-ai/kling-image"
@@ -71,10 +71,9 @@ class FalProvider:
             creates=True,
         )
         self._check(status, body)
-        request_id = body.get("request_id") if isinstance(body, dict) else None
-        if not isinstance(request_id, str) or not request_id:
-            raise ProviderRetryable(NAME, "the submit answer has no request_id")
-        return request_id
+        return required_id(
+            NAME, body.get("request_id") if isinstance(body, dict) else None, "request_id"
+        )
 
     async def lookup(self, request: ProviderRequest) -> str | None:
         raise NotImplementedError("fal cannot look a request up by our reference")
@@ -92,9 +91,7 @@ class FalProvider:
             raise ProviderRetryable(NAME, f"unknown status {state!r}")
         status, body = await call_json(self.client, NAME, "GET", base, headers=self.headers)
         if status in (400, 422) and isinstance(body, dict):
-            reason = _detail(body)
-            kind = "content_policy_violation" if looks_like_policy(reason) else "generation_failed"
-            return PollResult("failed", error_type=kind, error_message=f"fal: {reason}")
+            return failed("fal", _detail(body))
         self._check(status, body)
         urls = image_urls(body.get("images") if isinstance(body, dict) else None)
         if urls is None:

@@ -5,7 +5,13 @@ from typing import Any
 import httpx
 
 from mediagate.media.fetcher import FetchError, SafeFetcher
-from mediagate.providers.errors import ProviderRejected, ProviderRetryable, SubmitOutcomeUnknown
+from mediagate.providers.base import PollResult
+from mediagate.providers.errors import (
+    ProviderRejected,
+    ProviderRetryable,
+    SubmitOutcomeUnknown,
+    looks_like_policy,
+)
 
 
 async def call_json(
@@ -66,6 +72,20 @@ class ResultFetcher:
             raise ProviderRejected(
                 provider, f"result image could not be downloaded: {exc.message}"
             ) from exc
+
+
+def failed(label: str, reason: Any) -> PollResult:
+    """An upstream failure, classified: content policy (the user's to fix) or not."""
+    text = str(reason or "generation failed")
+    kind = "content_policy_violation" if looks_like_policy(text) else "generation_failed"
+    return PollResult("failed", error_type=kind, error_message=f"{label}: {text}")
+
+
+def required_id(provider: str, value: Any, what: str) -> str:
+    """The upstream id from a submit answer; a missing one is a garbled answer."""
+    if not isinstance(value, str) or not value:
+        raise ProviderRetryable(provider, f"the submit answer has no {what}")
+    return value
 
 
 def image_urls(items: Any) -> list[str] | None:

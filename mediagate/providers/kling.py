@@ -21,9 +21,8 @@ from mediagate.providers.errors import (
     ProviderAuthError,
     ProviderRejected,
     ProviderRetryable,
-    looks_like_policy,
 )
-from mediagate.providers.http import ResultFetcher, call_json, image_urls
+from mediagate.providers.http import ResultFetcher, call_json, failed, image_urls, required_id
 
 NAME = "kling"
 TOKEN_LIFETIME_S = 1800
@@ -109,10 +108,7 @@ class KlingProvider:
             self.client, NAME, "POST", url, headers=self._headers(), json=body, creates=True
         )
         data = self._data(status, answer)
-        task_id = data.get("task_id")
-        if not isinstance(task_id, str) or not task_id:
-            raise ProviderRetryable(NAME, "the submit answer has no task_id")
-        return task_id
+        return required_id(NAME, data.get("task_id"), "task_id")
 
     async def lookup(self, request: ProviderRequest) -> str | None:
         url = f"{self.base}{PATHS[request.type]}/{request.reference}"
@@ -138,9 +134,7 @@ class KlingProvider:
                 raise ProviderRetryable(NAME, "succeeded without image URLs")
             return PollResult("completed", outputs=urls)
         if state == "failed":
-            reason = str(data.get("task_status_msg") or "generation failed")
-            kind = "content_policy_violation" if looks_like_policy(reason) else "generation_failed"
-            return PollResult("failed", error_type=kind, error_message=f"Kling: {reason}")
+            return failed("Kling", data.get("task_status_msg"))
         raise ProviderRetryable(NAME, f"unknown task_status {state!r}")
 
     async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:

@@ -17,7 +17,7 @@ from mediagate.providers.errors import (
     ProviderRetryable,
     looks_like_policy,
 )
-from mediagate.providers.http import ResultFetcher, call_json
+from mediagate.providers.http import ResultFetcher, call_json, failed, required_id
 
 NAME = "wavespeed"
 ENDPOINTS = {
@@ -71,10 +71,7 @@ class WaveSpeedProvider:
             creates=True,
         )
         data = self._data(status, body)
-        upstream_id = data.get("id")
-        if not isinstance(upstream_id, str) or not upstream_id:
-            raise ProviderRetryable(NAME, "the submit answer has no task id")
-        return upstream_id
+        return required_id(NAME, data.get("id"), "task id")
 
     async def lookup(self, request: ProviderRequest) -> str | None:
         raise NotImplementedError("WaveSpeed cannot look a task up by our reference")
@@ -92,9 +89,7 @@ class WaveSpeedProvider:
                 raise ProviderRetryable(NAME, "completed without a list of outputs")
             return PollResult("completed", outputs=list(outputs))
         if state == "failed":
-            reason = str(data.get("error") or "generation failed")
-            kind = "content_policy_violation" if looks_like_policy(reason) else "generation_failed"
-            return PollResult("failed", error_type=kind, error_message=f"WaveSpeed: {reason}")
+            return failed("WaveSpeed", data.get("error"))
         raise ProviderRetryable(NAME, f"unknown task status {state!r}")
 
     async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
