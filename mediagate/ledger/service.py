@@ -145,19 +145,6 @@ async def recompute_balance(session: AsyncSession, account_id: str, mode: Mode) 
     return Balance(posted=int(row[0]), held=int(row[1]))
 
 
-async def open_holds(session: AsyncSession, task_ids: list[str]) -> set[str]:
-    """Which of these tasks still have an unresolved hold."""
-    resolved = select(LedgerTransfer.pending_id).where(LedgerTransfer.pending_id.is_not(None))
-    rows = await session.scalars(
-        select(LedgerTransfer.task_id).where(
-            LedgerTransfer.kind == "hold",
-            LedgerTransfer.task_id.in_(task_ids),
-            LedgerTransfer.id.not_in(resolved),
-        )
-    )
-    return {r for r in rows if r is not None}
-
-
 def _check_amount(amount: int) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidAmount(param="amount")

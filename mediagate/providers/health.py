@@ -1,7 +1,7 @@
 """Provider health for operators: breaker snapshots from every runner, recent failures."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +35,6 @@ class ProviderStatus:
     errors_total: int
     tasks_last_hour: dict[str, int]
     """completed / in_progress / failed:<error type> -> count"""
-    last_seen: datetime | None
 
 
 async def provider_status(session: AsyncSession, name: str) -> ProviderStatus:
@@ -60,5 +59,4 @@ async def provider_status(session: AsyncSession, name: str) -> ProviderStatus:
         breakers={r.worker: r.state for r in rows},
         errors_total=sum(r.errors_total for r in rows),
         tasks_last_hour=tasks,
-        last_seen=max((r.updated_at for r in rows), default=None),
     )

@@ -121,3 +121,43 @@ def query(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...]]:
             await conn.close()
 
     return asyncio.run(go())
+
+
+@contextmanager
+def api_only(env: dict[str, str], folder: Path) -> Iterator[str]:
+    """A `serve --no-runner` process (workers do the tasks); its base URL."""
+    port = free_port()
+    log = folder / "serve.log"
+    with process(env, "serve", "--port", str(port), "--no-runner", log=log) as api:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base, api, log)
+        yield base
+
+
+def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = httpx.get(
+            f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
+        if data["status"] != "IN_PROGRESS":
+            return dict(data)
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} still in progress after {timeout} s")
+
+
+def submit(base: str, key: str, body: dict[str, Any]) -> str:
+    response = httpx.post(
+        f"{base}/api/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["status"] == "IN_PROGRESS"
+    return str(response.json()["data"]["task_id"])
+
+
+def credits(base: str, key: str) -> dict[str, int]:
+    return dict(
+        httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()[
+            "data"
+        ]["credits"]
+    )

@@ -1,7 +1,6 @@
 """A real `mediagate serve` process on a loopback port, driven over HTTP like a client."""
 
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,17 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e.procs import cli, create_key, environment, free_port, process, wait_for_http
+from tests.e2e.procs import (
+    cli,
+    create_key,
+    credits,
+    environment,
+    free_port,
+    poll,
+    process,
+    submit,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,35 +38,6 @@ def server(
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base, proc, log)
         yield {"base": base, "env": env, "log": log}
-
-
-def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = httpx.get(
-            f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
-        ).json()["data"]
-        if data["status"] != "IN_PROGRESS":
-            return dict(data)
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} still in progress after {timeout} s")
-
-
-def submit(base: str, key: str, body: dict[str, Any]) -> str:
-    response = httpx.post(
-        f"{base}/api/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["data"]["status"] == "IN_PROGRESS"
-    return str(response.json()["data"]["task_id"])
-
-
-def credits(base: str, key: str) -> dict[str, int]:
-    return dict(
-        httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()[
-            "data"
-        ]["credits"]
-    )
 
 
 def test_first_run_prints_a_demo_key_and_curl(server: dict[str, Any]) -> None:

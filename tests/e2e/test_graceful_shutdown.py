@@ -4,17 +4,16 @@ hands back the leases of what it could not finish."""
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.procs import (
+    api_only,
     cli,
     create_key,
     environment,
-    free_port,
     process,
     query,
-    wait_for_http,
+    submit,
     wait_until,
 )
 
@@ -34,17 +33,8 @@ def test_sigterm(tmp_path: Path, database_url: str | None, grace: str, finished:
     )
     cli(env, "migrate")
     key = create_key(env, account="term", credits=6)
-    port = free_port()
-    with process(
-        env, "serve", "--port", str(port), "--no-runner", log=tmp_path / "serve.log"
-    ) as api:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base, api, tmp_path / "serve.log")
-        task_id = httpx.post(
-            f"{base}/api/v1/images/generations",
-            json={"model": "kling-image-o1", "prompt": "term"},
-            headers={"Authorization": f"Bearer {key}"},
-        ).json()["data"]["task_id"]
+    with api_only(env, tmp_path) as base:
+        task_id = submit(base, key, {"model": "kling-image-o1", "prompt": "term"})
         with process(env, "worker", "--grace", grace, log=tmp_path / "worker1.log") as worker:
             wait_until(
                 lambda: query(

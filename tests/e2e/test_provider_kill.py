@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from tests.e2e.procs import (
+    api_only,
     cli,
     create_key,
     environment,
-    free_port,
     process,
     query,
-    wait_for_http,
+    submit,
     wait_until,
 )
 from tests.providers.fakes import FakeState, kling_app, serve, wavespeed_app
@@ -77,19 +77,10 @@ def test_kill_between_accept_and_write(
     cli(env, "migrate")
     key = create_key(env, account=f"kill-{provider}", credits=30, test=False)
     auth = {"Authorization": f"Bearer {key}"}
-    port = free_port()
     created_before = fake.calls["created"]
-    with process(
-        env, "serve", "--port", str(port), "--no-runner", log=tmp_path / "serve.log"
-    ) as api:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base, api, tmp_path / "serve.log")
-        answer = httpx.post(
-            f"{base}/api/v1/images/generations",
-            json={"model": "kling-image-o1", "prompt": f"[fake:hang] {provider}", "num_images": 2},
-            headers=auth,
-        )
-        task_id = answer.json()["data"]["task_id"]
+    with api_only(env, tmp_path) as base:
+        body = {"model": "kling-image-o1", "prompt": f"[fake:hang] {provider}", "num_images": 2}
+        task_id = submit(base, key, body)
         with process(env, "worker", log=tmp_path / "worker1.log") as first:
             wait_until(
                 lambda: fake.calls["created"] > created_before,

@@ -9,8 +9,16 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e.procs import create_key, environment, free_port, process, wait_for_http
-from tests.e2e.test_generation import credits, poll, submit
+from tests.e2e.procs import (
+    create_key,
+    credits,
+    environment,
+    free_port,
+    poll,
+    process,
+    submit,
+    wait_for_http,
+)
 from tests.servers import ImageServer, make_image
 
 pytestmark = pytest.mark.e2e

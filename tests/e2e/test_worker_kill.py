@@ -7,13 +7,13 @@ import httpx
 import pytest
 
 from tests.e2e.procs import (
+    api_only,
     cli,
     create_key,
     environment,
-    free_port,
     process,
     query,
-    wait_for_http,
+    submit,
     wait_until,
 )
 
@@ -37,18 +37,10 @@ def test_killed_worker_mid_step_then_another_finishes_once(
     )
     cli(env, "migrate")
     key = create_key(env, account="kill", credits=30)
-    port = free_port()
-    with process(
-        env, "serve", "--port", str(port), "--no-runner", log=tmp_path / "serve.log"
-    ) as api:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base, api, tmp_path / "serve.log")
-        response = httpx.post(
-            f"{base}/api/v1/images/generations",
-            json={"model": "kling-image-o1", "prompt": "survive", "num_images": 2},
-            headers={"Authorization": f"Bearer {key}"},
+    with api_only(env, tmp_path) as base:
+        task_id = submit(
+            base, key, {"model": "kling-image-o1", "prompt": "survive", "num_images": 2}
         )
-        task_id = response.json()["data"]["task_id"]
 
         with process(env, "worker", log=tmp_path / "worker1.log") as first:
             wait_until(
