@@ -11,7 +11,6 @@ import certifi
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from mediagate import __version__
@@ -22,19 +21,22 @@ from mediagate.core.db import Database
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
 from mediagate.core.logs import configure_logging
 from mediagate.core.migrate import current_revisions, head_revisions
+from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
 from mediagate.keys.ratelimit import RateLimiter
 from mediagate.media.fetcher import FetchPolicy, SafeFetcher, allow_list
 from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
-from mediagate.media.storage import LocalStorage
+from mediagate.media.storage import Storage, build_storage
 from mediagate.media.uploads import router as uploads_router
+from mediagate.observability.endpoint import metrics_response
 from mediagate.observability.metrics import Metrics
 from mediagate.providers.callbacks import router as callbacks_router
 from mediagate.providers.configured import build_registry, provider_client
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
+from mediagate.runner.wakeups import Wakeups
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
 from mediagate.webhooks.service import CallbackSender
@@ -46,16 +48,19 @@ log = logging.getLogger("mediagate")
 class Components:
     """What both `serve` and `worker` need, built once per process."""
 
-    storage: LocalStorage
+    storage: Storage
     fetcher: SafeFetcher
     references: ReferenceLoader
     providers: ProviderRegistry
     provider_client: httpx.AsyncClient
     callbacks: CallbackSender
+    redis: RedisLink | None
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
         await self.provider_client.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def own_origins(settings: Settings) -> set[str]:
@@ -67,7 +72,7 @@ def own_origins(settings: Settings) -> set[str]:
 
 
 def build_components(db: Database, settings: Settings) -> Components:
-    storage = LocalStorage(settings.files_dir)
+    storage = build_storage(settings)
     fetcher = SafeFetcher(
         FetchPolicy(
             deadline_s=settings.fetch_deadline_s,
@@ -80,7 +85,14 @@ def build_components(db: Database, settings: Settings) -> Components:
     providers = build_registry(db, settings, storage, fetcher, client)
     references = ReferenceLoader(fetcher, storage, own_origins(settings))
     callbacks = CallbackSender(db, fetcher, retry_base_s=settings.callback_retry_base_s)
-    return Components(storage, fetcher, references, providers, client, callbacks)
+    redis = (
+        RedisLink(
+            settings.redis_url, timeout_s=settings.redis_timeout_s, retry_s=settings.redis_retry_s
+        )
+        if settings.redis_url
+        else None
+    )
+    return Components(storage, fetcher, references, providers, client, callbacks, redis)
 
 
 def trust(settings: Settings) -> ssl.SSLContext:
@@ -107,6 +119,7 @@ def build_runner(
         references=components.references,
         callbacks=components.callbacks,
         metrics=metrics,
+        redis=components.redis,
     )
 
 
@@ -121,7 +134,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.components = components
         app.state.storage = components.storage
         app.state.providers = components.providers
-        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        app.state.rate_limiter = RateLimiter(
+            settings.rate_limit_per_s, settings.rate_limit_burst, components.redis
+        )
         app.state.idempotency = InFlightKeys()
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
@@ -130,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
             runner = build_runner(db, settings, catalog, components, app.state.metrics)
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
-        app.state.wake = runner.wake if runner else (lambda: None)
+        app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
         try:
             yield
         finally:
@@ -180,10 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        registry: Metrics = request.app.state.metrics
-        async with request.app.state.core.db.read() as session:
-            await registry.refresh(session)
-        return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
+        return await metrics_response(request.app.state.metrics, request.app.state.core.db)
 
     return app
 

@@ -24,6 +24,8 @@ from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
 from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
+from mediagate.observability.endpoint import serve_worker_metrics
+from mediagate.observability.metrics import Metrics
 from mediagate.providers.configured import ALL_LIVE, configured_names
 from mediagate.providers.health import provider_status
 
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run tasks (no HTTP)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to finish steps on SIGTERM")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")
@@ -271,7 +275,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> None:
         db = Database(settings.db_url)
         components = build_components(db, settings)
-        runner = build_runner(db, settings, load_catalog(settings.catalog_paths), components)
+        metrics = Metrics()
+        runner = build_runner(
+            db, settings, load_catalog(settings.catalog_paths), components, metrics
+        )
+        endpoint = (
+            serve_worker_metrics(metrics, db, args.metrics_host, args.metrics_port)
+            if args.metrics_port
+            else None
+        )
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -281,6 +293,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
         log.info("stopping: finishing running steps (grace %.0f s)", args.grace)
         await runner.stop(args.grace)
         await run
+        if endpoint is not None:
+            server, serving = endpoint
+            server.should_exit = True
+            await serving
         await components.aclose()
         await db.dispose()
 

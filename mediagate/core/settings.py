@@ -66,6 +66,28 @@ class Settings(BaseSettings):
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 30.0
 
+    # Redis (optional): per-key rate limits shared by every replica, and wake-up hints for
+    # workers. Everything keeps working without it, per process and at the poll interval.
+    redis_url: str | None = None
+    redis_timeout_s: float = 0.25
+    """Longest a request waits on Redis before going on without it."""
+    redis_retry_s: float = 5.0
+    """After a Redis failure, how long to go on without it before trying again."""
+
+    # Result storage: the data directory, or an S3-compatible bucket shared by all machines.
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    """For S3-compatible services (MinIO, R2, …); unset for AWS itself."""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    """Unset: boto3's usual chain (environment, instance role, …)."""
+    s3_serve: Literal["redirect", "proxy"] = "redirect"
+    """`/files/{key}` answers with a redirect to a presigned URL, or streams the object."""
+    s3_presign_ttl_s: int = 3600
+
     # Catalog: extra directories of model declarations (*.toml)
     catalog_paths: list[Path] = Field(default_factory=list)
 
@@ -85,6 +107,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MEDIAGATE_SECRET_KEY must be set when MEDIAGATE_ENVIRONMENT=production"
             )
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("MEDIAGATE_S3_BUCKET must be set when MEDIAGATE_STORAGE_BACKEND=s3")
         return self
 
     @property

@@ -19,7 +19,7 @@ async def current_key(request: Request) -> AuthedKey:
     async with core.db.read() as session:
         caller = await authenticate(session, core.settings.hmac_secret, raw.strip())
     limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.check(caller.id)
+    await limiter.check(caller.id)
     return caller
 
 

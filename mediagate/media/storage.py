@@ -1,14 +1,25 @@
-"""Where result files live. Local directory by default."""
+"""Where result files live: the data directory, or an S3-compatible bucket that every
+machine shares (selected by MEDIAGATE_STORAGE_BACKEND)."""
 
 import asyncio
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from mediagate.core.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}\.(png|jpg|webp)$")
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class Storage(Protocol):
@@ -20,6 +31,11 @@ class Storage(Protocol):
         """A file on this machine holding `key`, if the backend is local."""
         ...
 
+    async def public_url(self, key: str) -> str | None:
+        """A URL clients may fetch `key` from directly (presigned), or None when we serve
+        the file ourselves (or it does not exist)."""
+        ...
+
 
 def valid_key(key: str) -> bool:
     return KEY_RE.match(key) is not None
@@ -27,6 +43,12 @@ def valid_key(key: str) -> bool:
 
 def content_type(key: str) -> str:
     return CONTENT_TYPES[key.rsplit(".", 1)[1]]
+
+
+def build_storage(settings: Settings) -> "LocalStorage | S3Storage":
+    if settings.storage_backend == "s3":
+        return S3Storage.from_settings(settings)
+    return LocalStorage(settings.files_dir)
 
 
 class LocalStorage:
@@ -59,3 +81,98 @@ class LocalStorage:
             return None
         path = self.root / key
         return path if path.is_file() else None
+
+    async def public_url(self, key: str) -> str | None:
+        return None
+
+
+class S3Storage:
+    """An S3-compatible bucket through boto3 (blocking calls run in threads). A put is one
+    whole-object PUT, so readers never see half a file and a retry simply overwrites."""
+
+    def __init__(
+        self, client: "S3Client", bucket: str, *, prefix: str, redirect: bool, presign_ttl_s: int
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.redirect = redirect
+        self.presign_ttl_s = presign_ttl_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "S3Storage":
+        assert settings.s3_bucket is not None  # Settings refuses s3 without a bucket
+        config = Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+            max_pool_connections=32,
+            # Path-style URLs work with every S3-compatible server; AWS takes both.
+            s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
+        )
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            config=config,
+        )
+        return cls(
+            client,
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            redirect=settings.s3_serve == "redirect",
+            presign_ttl_s=settings.s3_presign_ttl_s,
+        )
+
+    def _object(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    async def put(self, key: str, data: bytes) -> None:
+        if not valid_key(key):
+            raise ValueError(f"invalid storage key {key!r}")
+        await asyncio.to_thread(
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=self._object(key),
+            Body=data,
+            ContentType=content_type(key),
+            CacheControl="public, max-age=31536000, immutable",
+        )
+
+    async def get(self, key: str) -> bytes | None:
+        if not valid_key(key):
+            return None
+        return await asyncio.to_thread(self._read, key)
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in MISSING:
+                return None
+            raise
+        return answer["Body"].read()
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    async def public_url(self, key: str) -> str | None:
+        if not self.redirect or not valid_key(key):
+            return None
+        return await asyncio.to_thread(self._presign_existing, key)
+
+    def _presign_existing(self, key: str) -> str | None:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in MISSING:
+                return None
+            raise
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._object(key)},
+            ExpiresIn=self.presign_ttl_s,
+        )

@@ -31,6 +31,16 @@ class Metrics:
             ["provider", "kind"],
             registry=self.registry,
         )
+        self.claims = Counter(
+            "mediagate_runner_claims_total",
+            "Tasks this process leased (every lease bumps the task's attempt)",
+            registry=self.registry,
+        )
+        self.lease_lost = Counter(
+            "mediagate_runner_lease_lost_total",
+            "Write-backs refused by the fence because another runner held the task",
+            registry=self.registry,
+        )
         self.tasks = Gauge("mediagate_tasks", "Tasks by state", ["state"], registry=self.registry)
         self.queue_lag = Gauge(
             "mediagate_queue_lag_seconds",

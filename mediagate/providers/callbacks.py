@@ -46,5 +46,5 @@ async def provider_callback(
     async with core.db.write() as session:
         hurried = await tasks.poll_now(session, task)
     if hurried:
-        request.app.state.wake()
+        await request.app.state.wakeups.announce()
     return JSONResponse({"received": True})

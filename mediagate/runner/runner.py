@@ -20,6 +20,7 @@ from mediagate.core.clock import utcnow
 from mediagate.core.db import Database
 from mediagate.core.errors import ProviderUnavailable
 from mediagate.core.ids import random_base62
+from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
 from mediagate.ledger import service as ledger
 from mediagate.media.references import ReferenceLoader
@@ -44,7 +45,7 @@ from mediagate.runner.steps import (
     TaskFailed,
     poll_delay,
 )
-from mediagate.runner.wakeups import TaskListener
+from mediagate.runner.wakeups import RedisListener, TaskListener
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import task_as_data
 from mediagate.webhooks import service as webhooks
@@ -70,13 +71,16 @@ class Runner:
         references: ReferenceLoader,
         callbacks: CallbackSender | None = None,
         metrics: Metrics | None = None,
+        redis: RedisLink | None = None,
         name: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.callbacks = callbacks
         self.metrics = metrics or Metrics()
+        self.redis = redis
         self.listener: TaskListener | None = None
+        self.redis_listener: RedisListener | None = None
         self.ctx = StepContext(
             settings,
             catalog,
@@ -100,11 +104,16 @@ class Runner:
         if self.db.engine.dialect.name == "postgresql":
             self.listener = TaskListener(self.db.url, self.wake)
             await self.listener.start()
+        if self.redis is not None:
+            self.redis_listener = RedisListener(self.redis, self.wake)
+            await self.redis_listener.start()
         try:
             await self._loop()
         finally:
             if self.listener is not None:
                 await self.listener.stop()
+            if self.redis_listener is not None:
+                await self.redis_listener.stop()
 
     async def _loop(self) -> None:
         next_reconcile = 0.0
@@ -182,6 +191,7 @@ class Runner:
             tasks = await repository.claim_due(
                 session, worker=self.worker, limit=room, lease_s=self.settings.lease_s, now=utcnow()
             )
+        self.metrics.claims.inc(len(tasks))
         for task in tasks:
             job = asyncio.create_task(self._run_one(task), name=f"step {task.id} {task.step}")
             self._running.add(job)
@@ -193,6 +203,7 @@ class Runner:
             outcome = await self._run_step(task)
             await self._apply(task, outcome)
         except LeaseLost:
+            self.metrics.lease_lost.inc()
             log.warning(
                 "task %s: lease lost during %s; leaving it to its new owner", task.id, task.step
             )

@@ -1,17 +1,42 @@
-"""PostgreSQL LISTEN: new tasks wake this runner at once instead of at its next poll."""
+"""Wake-up hints: a new task (or an upstream callback) starts work at once instead of at a
+runner's next poll. Only hints: runners poll anyway, so a lost hint costs a poll interval.
 
+Three carriers, all optional: the runner in this process, PostgreSQL NOTIFY (sent by the
+submit transaction itself, see tasks.service.announce_new_task) and Redis pub/sub.
+"""
+
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
+from mediagate.core.redis import REDIS_ERRORS, RedisLink
 from mediagate.tasks.service import NEW_TASK_CHANNEL
 
 log = logging.getLogger("mediagate.runner")
+REDIS_CHANNEL = "mediagate:wake"
+
+
+class Wakeups:
+    """What the API calls after committing work a runner should pick up."""
+
+    def __init__(self, local: Callable[[], None] | None, redis: RedisLink | None) -> None:
+        self.local = local
+        self.redis = redis
+
+    async def announce(self) -> None:
+        if self.local is not None:
+            self.local()
+        if self.redis is not None:
+            await self.redis.publish(REDIS_CHANNEL, "task")
 
 
 class TaskListener:
+    """PostgreSQL LISTEN on the channel the submit transaction NOTIFYs."""
+
     def __init__(self, database_url: str, wake: Callable[[], None]) -> None:
         self.dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         self.wake = wake
@@ -23,7 +48,6 @@ class TaskListener:
             self.connection = await asyncpg.connect(self.dsn)
             await self.connection.add_listener(NEW_TASK_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError) as exc:
-            # Only a hint: without it, new tasks wait for the next poll tick.
             log.warning("LISTEN %s unavailable (%s); polling only", NEW_TASK_CHANNEL, exc)
             self.connection = None
 
@@ -35,3 +59,47 @@ class TaskListener:
         if self.connection is not None:
             await self.connection.close()
             self.connection = None
+
+
+class RedisListener:
+    """Redis SUBSCRIBE, kept alive: when Redis goes away the runner polls, and the
+    subscription comes back by itself when Redis does."""
+
+    def __init__(self, redis: RedisLink, wake: Callable[[], None]) -> None:
+        self.redis = redis
+        self.wake = wake
+        self.received = 0
+        self.subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="redis wake-ups")
+
+    async def _run(self) -> None:
+        while True:
+            client = self.redis.subscriber()
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(REDIS_CHANNEL)
+                    self.subscribed.set()
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=5.0
+                        )
+                        if message is not None:
+                            self.received += 1
+                            self.wake()
+            except REDIS_ERRORS as exc:
+                if self.subscribed.is_set():
+                    log.warning("redis wake-ups lost (%s); polling until it is back", exc)
+                self.subscribed.clear()
+            finally:
+                await client.aclose()
+            await asyncio.sleep(self.redis.retry_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

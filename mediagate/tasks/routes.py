@@ -1,6 +1,5 @@
 """POST /api/v1/images/generations and GET /api/v1/tasks/{task_id}."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -15,6 +14,7 @@ from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.keys.service import touch
 from mediagate.providers.registry import ProviderRegistry
+from mediagate.runner.wakeups import Wakeups
 from mediagate.tasks import service
 from mediagate.tasks.idempotency import InFlightKeys, check_key
 
@@ -91,8 +91,9 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
                 # Another replica committed the same Idempotency-Key first: our unit rolled
                 # back (no task, no hold); answer as a replay of theirs.
                 submission = await submit()
-        wake: Callable[[], None] = request.app.state.wake
-        wake()
+        if not submission.replayed:
+            wakeups: Wakeups = request.app.state.wakeups
+            await wakeups.announce()
         task = submission.task
         return success({"task_id": task.id, "status": service.API_STATUS[task.status]})
 

@@ -1,0 +1,180 @@
+"""Results in an S3-compatible bucket (a real moto server on loopback), served by redirect
+to a presigned URL or proxied; uploads read back from the bucket, never over HTTP."""
+
+import asyncio
+import io
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from mediagate.app import build_runner, create_app
+from mediagate.core.migrate import upgrade
+from mediagate.core.settings import Settings
+from mediagate.media.storage import S3Storage
+from tests.factories import KeyFactory, generation
+from tests.services import s3_credentials, s3_server
+
+BUCKET = "mediagate-results"
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with s3_server(BUCKET) as url:
+        yield url
+
+
+@pytest.fixture
+def s3_settings(endpoint: str, make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    prefix = f"t{secrets.token_hex(4)}/"  # one bucket, a folder per test
+
+    def make(**overrides: object) -> Settings:
+        credentials = s3_credentials(endpoint)
+        return make_settings(
+            storage_backend="s3",
+            s3_bucket=BUCKET,
+            s3_prefix=prefix,
+            s3_endpoint_url=endpoint,
+            s3_access_key_id=credentials["aws_access_key_id"],
+            s3_secret_access_key=credentials["aws_secret_access_key"],
+            public_base_url="http://gateway.test",
+            **overrides,
+        )
+
+    return make
+
+
+def objects(endpoint: str, prefix: str) -> list[str]:
+    listing = boto3.client("s3", **s3_credentials(endpoint)).list_objects_v2(
+        Bucket=BUCKET, Prefix=prefix
+    )
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+async def test_put_get_and_presign(s3_settings: Callable[..., Settings], endpoint: str) -> None:
+    settings = s3_settings()
+    storage = S3Storage.from_settings(settings)
+    key = "abcdefghijklmnop0123.png"
+    await storage.put(key, b"\x89PNG fake bytes")
+    assert await storage.get(key) == b"\x89PNG fake bytes"
+    assert await storage.get("nothing-here-0123456.png") is None
+    assert await storage.get("../../etc/passwd") is None
+    assert objects(endpoint, settings.s3_prefix) == [f"{settings.s3_prefix}{key}"]
+    url = await storage.public_url(key)
+    assert url is not None and "X-Amz-Signature=" in url and "X-Amz-Expires=3600" in url
+    async with httpx.AsyncClient() as client:
+        fetched = await client.get(url)
+    assert fetched.status_code == 200 and fetched.content == b"\x89PNG fake bytes"
+    assert fetched.headers["content-type"] == "image/png"
+    assert await storage.public_url("nothing-here-0123456.png") is None
+    with pytest.raises(ValueError, match="invalid storage key"):
+        await storage.put("../escape.png", b"x")
+
+
+@pytest.fixture
+async def s3_app(
+    s3_settings: Callable[..., Settings], request: pytest.FixtureRequest
+) -> AsyncIterator[Any]:
+    settings = s3_settings(s3_serve=request.param)
+    await asyncio.to_thread(upgrade, settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def s3_client(s3_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=s3_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        yield client
+
+
+async def generate(app: Any, client: httpx.AsyncClient) -> dict[str, Any]:
+    core = app.state.core
+    key = await KeyFactory(core.db, core.settings)(credits=30)
+    submitted = await client.post(
+        "/api/v1/images/generations", json=generation(num_images=2), headers=key.headers
+    )
+    task_id = submitted.json()["data"]["task_id"]
+    await build_runner(core.db, core.settings, core.catalog, app.state.components).drain()
+    task = (await client.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()["data"]
+    assert task["status"] == "completed", task
+    return dict(task)
+
+
+@pytest.mark.parametrize("s3_app", ["redirect"], indirect=True)
+async def test_results_go_to_the_bucket_and_redirect_to_presigned_urls(
+    s3_app: Any, s3_client: httpx.AsyncClient, endpoint: str
+) -> None:
+    settings = s3_app.state.core.settings
+    client = s3_client
+    task = await generate(s3_app, client)
+    urls = [image["url"] for image in task["output"]["images"]]
+    stored = objects(endpoint, settings.s3_prefix)
+    assert len(stored) == 2 and not list(settings.files_dir.glob("*"))  # nothing on local disk
+    async with httpx.AsyncClient() as outside:
+        for url in urls:
+            answer = await client.get(url.removeprefix("http://gateway.test"))
+            assert answer.status_code == 307
+            assert answer.headers["location"].startswith(
+                f"{endpoint}/{BUCKET}/{settings.s3_prefix}"
+            )
+            image = await outside.get(answer.headers["location"])
+            assert image.status_code == 200
+            assert Image.open(io.BytesIO(image.content)).size == (1024, 1024)
+        missing = await client.get("/files/abcdefghijklmnopqrst.png")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+
+
+@pytest.mark.parametrize("s3_app", ["proxy"], indirect=True)
+async def test_results_can_be_proxied(s3_app: Any, s3_client: httpx.AsyncClient) -> None:
+    client = s3_client
+    task = await generate(s3_app, client)
+    answer = await client.get(
+        task["output"]["images"][0]["url"].removeprefix("http://gateway.test")
+    )
+    missing = await client.get("/files/abcdefghijklmnopqrst.png")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    assert "immutable" in answer.headers["cache-control"]
+    assert Image.open(io.BytesIO(answer.content)).size == (1024, 1024)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("s3_app", ["redirect"], indirect=True)
+async def test_an_upload_is_read_back_from_the_bucket(s3_app: Any, endpoint: str) -> None:
+    core = s3_app.state.core
+    key = await KeyFactory(core.db, core.settings)(credits=30)
+    blue = io.BytesIO()
+    Image.new("RGB", (600, 600), (0, 0, 255)).save(blue, format="PNG")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=s3_app), base_url="http://gateway.test"
+    ) as client:
+        upload = (
+            await client.post(
+                "/api/v1/uploads",
+                content=blue.getvalue(),
+                headers={**key.headers, "Content-Type": "image/png"},
+            )
+        ).json()["data"]
+        assert objects(endpoint, core.settings.s3_prefix) == [
+            f"{core.settings.s3_prefix}{upload['url'].rsplit('/', 1)[1]}"
+        ]
+        submitted = await client.post(
+            "/api/v1/images/generations",
+            json=generation(images=[upload["url"]]),
+            headers=key.headers,
+        )
+        task_id = submitted.json()["data"]["task_id"]
+        await build_runner(core.db, core.settings, core.catalog, s3_app.state.components).drain()
+        task = (await client.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()["data"]
+    assert task["status"] == "completed", task
+
+
+def test_s3_needs_a_bucket() -> None:
+    with pytest.raises(ValidationError, match="MEDIAGATE_S3_BUCKET"):
+        Settings(storage_backend="s3", secret_key="x" * 40)
