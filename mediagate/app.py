@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.db_url)
+        db = Database.for_settings(settings)
         app.state.core = CoreState(settings=settings, db=db, catalog=catalog)
         components = build_components(db, settings)
         app.state.components = components

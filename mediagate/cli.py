@@ -104,7 +104,7 @@ Command = Callable[[Database, Settings, argparse.Namespace], Awaitable[None]]
 def _run(command: Command) -> Callable[[Settings, argparse.Namespace], None]:
     def run(settings: Settings, args: argparse.Namespace) -> None:
         async def go() -> None:
-            db = Database(settings.db_url)
+            db = Database.for_settings(settings)
             try:
                 await command(db, settings, args)
             finally:
@@ -237,7 +237,7 @@ def _export(settings: Settings, overrides: dict[str, Any]) -> None:
 
 async def _first_run(settings: Settings) -> None:
     """On an empty database, make a demo account with test credits and say how to use it."""
-    db = Database(settings.db_url)
+    db = Database.for_settings(settings)
     try:
         async with db.write() as session:
             if await accounts.count_accounts(session) > 0:
@@ -273,7 +273,7 @@ _WELCOME = """
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> None:
-        db = Database(settings.db_url)
+        db = Database.for_settings(settings)
         components = build_components(db, settings)
         metrics = Metrics()
         runner = build_runner(

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from mediagate.core.settings import Settings
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -62,12 +64,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Database:
     """Owns the engine; hands out read and write units of work."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+    ) -> None:
         self.url = url
-        self.engine: AsyncEngine = _create_engine(url, echo=echo)
+        self.engine: AsyncEngine = _create_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=max_overflow
+        )
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
+        )
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "Database":
+        return cls(
+            settings.db_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
         )
 
     @asynccontextmanager
@@ -86,7 +100,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
+def _create_engine(url: str, *, echo: bool, pool_size: int, max_overflow: int) -> AsyncEngine:
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
         engine = create_async_engine(
@@ -94,7 +108,11 @@ def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
         )
         _install_sqlite_hooks(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # Each process holds at most pool_size + max_overflow connections (plus one LISTEN):
+    # size them so every replica and worker together stay under max_connections.
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+    )
 
 
 def ensure_sqlite_dir(url: str) -> None:

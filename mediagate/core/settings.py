@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     """Defaults to SQLite at <data_dir>/mediagate.db."""
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    """PostgreSQL connections per process: at most pool size + overflow (+1 for LISTEN)."""
     secret_key: str | None = None
     """HMAC secret for API keys; generated into <data_dir>/secret_key in development."""
 

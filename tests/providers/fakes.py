@@ -7,10 +7,12 @@ Behaviour is chosen per task by markers in the prompt (or a wrong key):
   [ws-down]         WaveSpeed alone answers 500 to the submit (failover tests)
   [fake:hang]       creates the task, then holds the answer for 5 s (kill-window tests)
   [fake:forbidden]  account problem: 403 / Kling 1102 (no resource pack)
+  [fake:latency]    Kling: done only 2–10 s after it was created (FakeState.latency_s; chaos)
 """
 
 import asyncio
 import io
+import random
 import socket
 import threading
 import time
@@ -37,6 +39,8 @@ class FakeState:
     calls: Counter[str] = field(default_factory=Counter)
     rate_limited: set[str] = field(default_factory=set)
     tokens: list[str] = field(default_factory=list)
+    latency_s: tuple[float, float] = (2.0, 10.0)
+    chance: random.Random = field(default_factory=lambda: random.Random(7))
 
     def create(
         self, prompt: str, count: int, reference: str | None = None, callback: str | None = None
@@ -184,10 +188,15 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
         if not multi and ("aspect_ratio" not in body or body.get("model_name") != "kling-image-o1"):
             return envelope(None, 1201, "invalid parameters", 400)
         if any(t["reference"] == reference for t in state.tasks.values()):
+            state.calls["duplicate"] += 1
             return envelope(None, 1201, "duplicate external_task_id", 400)
         task_id = state.create(
             prompt, 4 if multi else body["n"], reference, body.get("callback_url")
         )
+        if "[fake:latency]" in prompt:
+            state.tasks[task_id]["ready_at"] = time.monotonic() + state.chance.uniform(
+                *state.latency_s
+            )
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
@@ -208,7 +217,7 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             return envelope(None, 1203, "task not found", 404)
         task = state.tasks[task_id]
         data: dict[str, Any] = {"task_id": task_id, "task_status": "processing"}
-        if "[fake:slow]" not in task["prompt"]:
+        if "[fake:slow]" not in task["prompt"] and time.monotonic() >= task.get("ready_at", 0):
             data.update(
                 task_status="succeed",
                 task_result={
