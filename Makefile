@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run test browser lint format bench lock clean
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): requirements/dev.lock pyproject.toml
 run: $(STAMP)  ## migrate and serve on http://127.0.0.1:8000 (SQLite, in-process runner, sandbox)
 	$(BIN)/mediagate serve
 
-test: $(STAMP)  ## the whole suite: on SQLite, then on PostgreSQL when it is reachable
+test: $(STAMP) browser  ## the whole suite: on SQLite, then on PostgreSQL when it is reachable
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --db=postgresql $(PYTEST_ARGS)
+
+browser:  ## Debian's chromium for the browser tests (they are skipped without it, outside CI)
+	@command -v chromium >/dev/null || { apt-get install -y -qq chromium chromium-driver \
+	  || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; } \
+	  || echo "chromium could not be installed: the browser tests will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check mediagate tests

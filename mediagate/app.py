@@ -6,11 +6,13 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import certifi
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
 from mediagate import __version__
@@ -39,6 +41,10 @@ from mediagate.runner.runner import Runner
 from mediagate.runner.wakeups import Wakeups
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
+from mediagate.web import admin as web_admin
+from mediagate.web import auth as web_auth
+from mediagate.web import pages as web_pages
+from mediagate.web.security import LoginRequired
 from mediagate.webhooks.service import CallbackSender
 
 log = logging.getLogger("mediagate")
@@ -138,6 +144,11 @@ def create_app(settings: Settings) -> FastAPI:
             settings.rate_limit_per_s, settings.rate_limit_burst, components.redis
         )
         app.state.idempotency = InFlightKeys()
+        app.state.login_limiter = RateLimiter(
+            settings.login_attempts_per_minute / 60,
+            settings.login_attempts_per_minute,
+            components.redis,
+        )
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
         app.state.metrics = Metrics()
@@ -169,6 +180,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(files_router)
     app.include_router(uploads_router)
     app.include_router(callbacks_router)
+    app.include_router(web_auth.router)
+    app.include_router(web_pages.router)
+    app.include_router(web_admin.router)
+    app.mount(
+        "/static", StaticFiles(directory=Path(web_pages.__file__).parent / "static"), "static"
+    )
+
+    @app.exception_handler(LoginRequired)
+    async def _sign_in_first(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/login", status_code=303)
 
     heads = head_revisions(settings)
 

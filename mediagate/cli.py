@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from mediagate.accounts import service as accounts
+from mediagate.accounts import users
 from mediagate.app import build_components, build_runner
 from mediagate.catalog.loader import load_catalog
 from mediagate.core.clock import isoformat, utcnow
@@ -84,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     p = k.add_parser("revoke", help="revoke a key by id")
     p.add_argument("key_id")
     p.set_defaults(func=_run(keys_revoke))
+
+    a = sub.add_parser("admin", help="dashboard operators").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    p = a.add_parser("create", help="create an operator who can sign in to /admin")
+    p.add_argument("--email", required=True)
+    p.add_argument(
+        "--password-env",
+        default="MEDIAGATE_ADMIN_PASSWORD",
+        help="environment variable holding the password (else it is asked for)",
+    )
+    p.set_defaults(func=_run(admin_create))
 
     c = sub.add_parser("credits", help="credits").add_subparsers(required=True, metavar="ACTION")
     p = c.add_parser("grant", help="grant credits to an account")
@@ -164,6 +178,13 @@ async def keys_revoke(db: Database, settings: Settings, args: argparse.Namespace
     async with db.write() as session:
         key = await keys.revoke(session, args.key_id)
     print(f"Revoked {key.id} ({key.hint})")
+
+
+async def admin_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    password = os.environ.get(args.password_env) or getpass.getpass("Password: ")
+    async with db.write() as session:
+        user = await users.create_user(session, args.email, password, admin=True)
+    print(f"operator {user.email} created; sign in at /login")
 
 
 async def credits_grant(db: Database, settings: Settings, args: argparse.Namespace) -> None:
@@ -268,6 +289,9 @@ _WELCOME = """
 
   Poll (use the task_id from the answer):
     curl -s {base}/api/v1/tasks/TASK_ID -H "Authorization: Bearer $MEDIAGATE_KEY"
+
+  Dashboard, model docs and API console: {base}/  (sign up there;
+  operators: mediagate admin create --email you@example.com)
 """
 
 

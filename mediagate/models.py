@@ -1,11 +1,12 @@
 """Every table, imported in one place for Alembic and the tests."""
 
-from mediagate.accounts.models import Account
+from mediagate.accounts.models import Account, User
 from mediagate.keys.models import ApiKey
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 from mediagate.media.models import Upload
 from mediagate.providers.models import ProviderHealth, SandboxJob
 from mediagate.tasks.models import IdempotencyKey, Task
+from mediagate.web.models import WebSession
 from mediagate.webhooks.models import CallbackDelivery
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "SandboxJob",
     "Task",
     "Upload",
+    "User",
+    "WebSession",
 ]

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediagate.core.db import Base, UTCDateTime
@@ -16,3 +16,16 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
     """whsec_… secret that signs this account's task callbacks (made on first use)."""
+
+
+class User(Base):
+    """A person who signs in to the dashboard; each user has one account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

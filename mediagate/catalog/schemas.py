@@ -103,3 +103,28 @@ def model_as_data(model: ModelSpec) -> dict[str, Any]:
         "deadline_s": model.deadline_s,
         "faq": [{"q": q, "a": a} for q, a in model.faq],
     }
+
+
+def example_request(model: ModelSpec) -> dict[str, Any]:
+    """A request body built from the declaration's examples (the docs' curl)."""
+    body: dict[str, Any] = {"model": model.id}
+    for spec in model.params.values():
+        if spec.example is not None:
+            body[spec.name] = spec.example
+    return body
+
+
+def limits_text(spec: ParamSpec) -> str:
+    """A parameter's limits in words, for the docs page."""
+    parts = []
+    if spec.min_length is not None or spec.max_length is not None:
+        parts.append(f"{spec.min_length or 0}–{spec.max_length} characters")
+    if spec.minimum is not None or spec.maximum is not None:
+        parts.append(f"{spec.minimum} to {spec.maximum}")
+    if spec.min_items is not None or spec.max_items is not None:
+        parts.append(f"{spec.min_items or 0}–{spec.max_items} items")
+    if spec.item_max_length is not None:
+        parts.append(f"each at most {spec.item_max_length} characters")
+    if spec.enum:
+        parts.append("one of " + ", ".join(spec.enum))
+    return "; ".join(parts)

@@ -40,6 +40,13 @@ class AuthenticationFailed(MediagateError):
     type = "authentication_error"
 
 
+class Forbidden(MediagateError):
+    """Not allowed"""
+
+    status = 403
+    type = "permission_error"
+
+
 class NotFound(MediagateError):
     """Not found"""
 

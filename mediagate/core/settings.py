@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     sandbox_call_delay_s: float = 0.0
     """Extra delay inside every sandbox call, to simulate a slow upstream API."""
 
+    # Dashboard
+    signup_test_credits: int = 100
+    """Test credits a new dashboard user gets, to try the sandbox at once."""
+    login_attempts_per_minute: int = 10
+    """Sign-in attempts per client address and per email, each."""
+
     # First run
     demo_account: str = "demo"
     demo_credits: int = 1000

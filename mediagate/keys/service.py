@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.core.clock import utcnow
-from mediagate.core.errors import AuthenticationFailed, NotFound
+from mediagate.core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from mediagate.core.ids import base62, new_id, random_base62
 from mediagate.keys.models import ApiKey
 from mediagate.ledger.service import Mode
@@ -135,11 +135,32 @@ async def list_keys(session: AsyncSession, account_id: str | None = None) -> lis
     return list(await session.scalars(query))
 
 
-async def revoke(session: AsyncSession, key_id: str) -> ApiKey:
+async def revoke(session: AsyncSession, key_id: str, *, account_id: str | None = None) -> ApiKey:
+    """Revoke a key (only one of `account_id`'s, when given)."""
     key = await session.get(ApiKey, key_id)
-    if key is None:
+    if key is None or (account_id is not None and key.account_id != account_id):
         raise NotFound(f"No key {key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
     return key
+
+
+async def rotate(
+    session: AsyncSession, hmac_secret: bytes, key_id: str, *, account_id: str, grace_s: int
+) -> tuple[ApiKey, str]:
+    """A new key with the old one's name and mode; the old one keeps working for
+    `grace_s` seconds (0: stops now), so clients can switch without downtime."""
+    old = await session.get(ApiKey, key_id)
+    if old is None or old.account_id != account_id:
+        raise NotFound(f"No key {key_id!r}")
+    if old.revoked_at is not None:
+        raise InvalidRequest("A revoked key cannot be rotated", param="key_id")
+    new, raw = await create_key(
+        session, hmac_secret, account_id=account_id, mode=old.mode, name=old.name
+    )
+    ends = utcnow() + timedelta(seconds=max(0, grace_s))
+    if old.expires_at is None or old.expires_at > ends:
+        old.expires_at = ends
+    await session.flush()
+    return new, raw

@@ -1,0 +1,254 @@
+"""The signed-in user's pages: overview, models and model docs (public), API console,
+keys, credits & usage (with CSV), tasks gallery."""
+
+import csv
+import io
+import json
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from mediagate.catalog.schemas import example_request, limits_text, model_as_data
+from mediagate.core.clock import utcnow
+from mediagate.core.errors import InvalidRequest
+from mediagate.core.state import core_state
+from mediagate.keys import service as keys
+from mediagate.ledger import service as ledger
+from mediagate.tasks.service import task_as_data
+from mediagate.web import history
+from mediagate.web.render import page, redirect
+from mediagate.web.security import check_csrf, form, signed_in, viewer
+from mediagate.web.sessions import Viewer
+
+router = APIRouter(include_in_schema=False)
+SignedIn = Annotated[Viewer, Depends(signed_in)]
+MaybeViewer = Annotated[Viewer | None, Depends(viewer)]
+GRACE_CHOICES = {"0": 0, "3600": 3600, "86400": 86400, "604800": 604800}
+
+
+def files_base(request: Request) -> str:
+    configured = core_state(request).settings.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+@router.get("/")
+async def home(who: MaybeViewer) -> Response:
+    return redirect("/dashboard" if who else "/login")
+
+
+@router.get("/dashboard")
+async def dashboard(request: Request, who: SignedIn) -> Response:
+    account_id = who.user.account_id
+    async with core_state(request).db.read() as session:
+        balances = {m: await ledger.balance(session, account_id, m) for m in ("live", "test")}
+        recent = await history.tasks_page(session, account_id, history.TaskFilter(), 1, 6)
+    return page(
+        request,
+        "dashboard.html",
+        who,
+        balances=balances,
+        tasks=[task_as_data(t, files_base(request)) for t in recent[:6]],
+    )
+
+
+@router.get("/models")
+async def models(request: Request, who: MaybeViewer) -> Response:
+    catalog = core_state(request).catalog
+    return page(
+        request, "models.html", who, models=[model_as_data(m) for m in catalog.models.values()]
+    )
+
+
+@router.get("/models/{model_id}")
+async def model_page(request: Request, model_id: str, who: MaybeViewer) -> Response:
+    spec = core_state(request).catalog.get(model_id)
+    return page(
+        request,
+        "model.html",
+        who,
+        spec=spec,
+        model=model_as_data(spec),
+        base=files_base(request),
+        example=json.dumps(example_request(spec)).replace("'", "'\\''"),
+        limits=limits_text,
+    )
+
+
+@router.get("/console")
+async def console(request: Request, who: SignedIn) -> Response:
+    catalog = core_state(request).catalog
+    return page(request, "console.html", who, models=list(catalog.models.values()))
+
+
+async def _keys_page(
+    request: Request, who: Viewer, *, created: str | None = None, error: str | None = None
+) -> Response:
+    async with core_state(request).db.read() as session:
+        rows = await keys.list_keys(session, who.user.account_id)
+    return page(
+        request,
+        "keys.html",
+        who,
+        400 if error else 200,
+        keys=sorted(rows, key=lambda k: k.created_at, reverse=True),
+        created=created,
+        error=error,
+        now=utcnow(),
+    )
+
+
+@router.get("/keys")
+async def keys_page(request: Request, who: SignedIn) -> Response:
+    return await _keys_page(request, who)
+
+
+@router.post("/keys")
+async def create_key(request: Request, who: SignedIn) -> Response:
+    fields = await form(request)
+    check_csrf(request, who.csrf_token, fields)
+    mode = fields.get("mode", "test")
+    name = fields.get("name", "").strip()[:200]
+    if mode not in ("live", "test"):
+        return await _keys_page(request, who, error="Choose live or test")
+    core = core_state(request)
+    async with core.db.write() as session:
+        _, raw = await keys.create_key(
+            session, core.settings.hmac_secret, account_id=who.user.account_id, mode=mode, name=name
+        )
+    return await _keys_page(request, who, created=raw)
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: str, who: SignedIn) -> Response:
+    fields = await form(request)
+    check_csrf(request, who.csrf_token, fields)
+    async with core_state(request).db.write() as session:
+        await keys.revoke(session, key_id, account_id=who.user.account_id)
+    return redirect("/keys")
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(request: Request, key_id: str, who: SignedIn) -> Response:
+    fields = await form(request)
+    check_csrf(request, who.csrf_token, fields)
+    grace = GRACE_CHOICES.get(fields.get("grace", ""))
+    if grace is None:
+        return await _keys_page(request, who, error="Choose how long the old key keeps working")
+    core = core_state(request)
+    try:
+        async with core.db.write() as session:
+            _, raw = await keys.rotate(
+                session,
+                core.settings.hmac_secret,
+                key_id,
+                account_id=who.user.account_id,
+                grace_s=grace,
+            )
+    except InvalidRequest as exc:
+        return await _keys_page(request, who, error=exc.message)
+    return await _keys_page(request, who, created=raw)
+
+
+def _filter(request: Request) -> history.TaskFilter:
+    q = request.query_params
+
+    def day(name: str) -> date | None:
+        try:
+            return date.fromisoformat(q[name]) if q.get(name) else None
+        except ValueError:
+            return None
+
+    return history.TaskFilter(
+        model=q.get("model", ""),
+        status=q.get("status", ""),
+        key_id=q.get("key", ""),
+        since=day("since"),
+        until=day("until"),
+    )
+
+
+def _page_number(request: Request, name: str) -> int:
+    try:
+        return max(1, int(request.query_params.get(name, "1")))
+    except ValueError:
+        return 1
+
+
+@router.get("/usage")
+async def usage(request: Request, who: SignedIn) -> Response:
+    account_id = who.user.account_id
+    f = _filter(request)
+    entries_at, tasks_at = _page_number(request, "entries"), _page_number(request, "tasks")
+    async with core_state(request).db.read() as session:
+        balances = {m: await ledger.balance(session, account_id, m) for m in ("live", "test")}
+        entries = await history.entries_page(session, account_id, entries_at)
+        tasks = await history.tasks_page(session, account_id, f, tasks_at)
+        key_rows = await keys.list_keys(session, account_id)
+    return page(
+        request,
+        "usage.html",
+        who,
+        balances=balances,
+        entries=entries[: history.PAGE],
+        more_entries=len(entries) > history.PAGE,
+        entries_at=entries_at,
+        tasks=tasks[: history.PAGE],
+        more_tasks=len(tasks) > history.PAGE,
+        tasks_at=tasks_at,
+        filter=f,
+        keys=key_rows,
+        models=list(core_state(request).catalog.models),
+        query=request.url.query,
+    )
+
+
+@router.get("/usage/tasks.csv")
+async def usage_csv(request: Request, who: SignedIn) -> Response:
+    async with core_state(request).db.read() as session:
+        rows = list(
+            await session.scalars(history.tasks_query(who.user.account_id, _filter(request)))
+        )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["task_id", "created_at", "model", "type", "mode", "key_id", "status", "credits", "error"]
+    )
+    for t in rows:
+        writer.writerow(
+            [
+                t.id,
+                t.created_at.isoformat(),
+                t.model,
+                t.type,
+                t.mode,
+                t.key_id,
+                t.status,
+                0 if t.status == "failed" else t.price,
+                t.error_type or "",
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="tasks.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/tasks")
+async def tasks_gallery(request: Request, who: SignedIn) -> Response:
+    at = _page_number(request, "page")
+    async with core_state(request).db.read() as session:
+        rows = await history.tasks_page(session, who.user.account_id, _filter(request), at, 24)
+    return page(
+        request,
+        "tasks.html",
+        who,
+        tasks=[task_as_data(t, files_base(request)) for t in rows[:24]],
+        more=len(rows) > 24,
+        at=at,
+    )

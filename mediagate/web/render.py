@@ -1,0 +1,31 @@
+"""Rendering pages: one Jinja2 environment (autoescaped), the viewer and CSRF token in
+every template, the security headers on every response."""
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from mediagate.web.security import page_headers
+from mediagate.web.sessions import Viewer
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def page(
+    request: Request, name: str, viewer: Viewer | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"viewer": viewer, "csrf": viewer.csrf_token if viewer else "", **context},
+        status_code=status,
+    )
+    response.headers.update(page_headers(request))
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)

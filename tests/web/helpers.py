@@ -1,0 +1,50 @@
+"""Driving the dashboard over HTTP the way a browser would: cookies kept, forms posted
+with the token the page carried."""
+
+import re
+
+import httpx
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')
+META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
+PASSWORD = "correct horse battery"
+
+
+def form_token(html: str) -> str:
+    found = TOKEN.search(html)
+    assert found, "the page has no form token"
+    return found.group(1)
+
+
+def page_token(html: str) -> str:
+    found = META.search(html)
+    assert found and found.group(1), "the page has no session CSRF token"
+    return found.group(1)
+
+
+async def sign_up(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    page = await client.get("/signup")
+    return await client.post(
+        "/signup",
+        data={"email": email, "password": password, "csrf_token": form_token(page.text)},
+    )
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    page = await client.get("/login")
+    return await client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": form_token(page.text)},
+    )
+
+
+async def post_form(
+    client: httpx.AsyncClient, page: str, target: str, **fields: str
+) -> httpx.Response:
+    """Post a form of `page` to `target` with the session's token, as its own form would."""
+    token = page_token((await client.get(page)).text)
+    return await client.post(target, data={**fields, "csrf_token": token})

@@ -1,0 +1,195 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright) against a real
+`mediagate serve` process: sign up, a key copied, a sandbox generation from the API
+console, the key revoked and the console refused, the charge in the ledger, an operator's
+grant. Every page is screenshotted under test-artifacts/browser/, and no page loads
+anything from another origin."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.procs import cli, environment, free_port, process, wait_for_http
+from tests.services import unavailable
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("MEDIAGATE_TEST_ARTIFACTS", "test-artifacts")) / "browser"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not Path(CHROMIUM).exists():
+        unavailable("Debian's chromium is not installed (apt-get install chromium)")
+    folder = tmp_path_factory.mktemp("browser")
+    env = environment(folder / "data", sandbox_latency_s=0.3, runner_poll_interval_s=0.1)
+    cli(env, "migrate")
+    cli(
+        {**env, "OPERATOR_PASSWORD": PASSWORD},
+        "admin",
+        "create",
+        "--email",
+        "op@example.com",
+        "--password-env",
+        "OPERATOR_PASSWORD",
+    )
+    port = free_port()
+    log = folder / "serve.log"
+    with process(env, "serve", "--port", str(port), log=log) as server:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base, server, log)
+        yield {"base": base}
+
+
+@pytest.fixture(scope="module")
+def browser(site: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+class Tab:
+    """A browser context with its network log; every request must stay on our origin."""
+
+    def __init__(self, browser: Any, base: str, **options: Any) -> None:
+        self.base = base
+        self.context = browser.new_context(base_url=base, **options)
+        self.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        self.page = self.context.new_page()
+        self.requests: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def open(self, path: str) -> Any:
+        self.page.goto(path)
+        self.page.wait_for_load_state("networkidle")
+        return self.page
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def foreign(self) -> list[str]:
+        return [u for u in self.requests if not (u.startswith(self.base) or u.startswith("data:"))]
+
+
+def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    base = site["base"]
+    user = Tab(browser, base)
+    page = user.open("/signup")
+    user.shot("01-signup")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page).to_have_url(f"{base}/dashboard")
+    expect(page.locator('[data-balance="test"]').first).to_have_text("100")
+    user.shot("02-dashboard")
+
+    # A test key, created and copied.
+    page = user.open("/keys")
+    page.get_by_label("Name").fill("console")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").inner_text()
+    assert key.startswith("aio_test_")
+    page.get_by_role("button", name="Copy").click()
+    expect(page.locator(".copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    user.shot("03-keys-created")
+
+    # A sandbox generation from the console; its image appears.
+    page = user.open("/console")
+    expect(page.locator("#fields [name=prompt]")).to_be_visible()
+    assert page.locator("#api-key").input_value() == key  # carried over from the copy
+    page.locator("#fields [name=prompt]").fill("A lighthouse at dusk")
+    page.locator("#fields [name=aspect_ratio]").select_option("16:9")
+    expect(page.locator("#curl")).to_contain_text('"aspect_ratio":"16:9"')
+    page.get_by_role("button", name="Send request").click()
+    expect(page.locator("#status")).to_contain_text("completed", timeout=30_000)
+    image = page.locator("#images img").first
+    expect(image).to_be_visible()
+    page.wait_for_function("document.querySelector('#images img').naturalWidth > 0")
+    assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1360, 768]
+    user.shot("04-console-generated")
+
+    # Phone-sized console.
+    phone = Tab(browser, base, viewport={"width": 390, "height": 844})
+    phone.context.add_cookies(user.context.cookies())
+    phone.open("/console")
+    phone.shot("05-console-phone")
+    assert not phone.foreign()
+    phone.context.close()
+
+    # Revoke the key: the console's next call is refused with 401.
+    page = user.open("/keys")
+    page.get_by_role("button", name="Revoke console").click()
+    expect(page.locator("td.state").first).to_have_text("revoked")
+    page = user.open("/console")
+    page.locator("#api-key").fill(key)
+    page.locator("#fields [name=prompt]").fill("Refused")
+    page.get_by_role("button", name="Send request").click()
+    expect(page.locator("#status")).to_contain_text("Error 401")
+    user.shot("06-console-401")
+
+    # The charge in the ledger, the task in the gallery, the docs.
+    page = user.open("/usage")
+    capture = page.locator('tr[data-kind="capture"]')
+    expect(capture).to_have_count(1)
+    expect(capture.locator("td").nth(3)).to_have_text("6")
+    expect(page.locator('[data-balance="test"]')).to_have_text("94")
+    user.shot("07-usage")
+    user.open("/tasks")
+    user.shot("08-tasks")
+    user.open("/models")
+    user.shot("09-models")
+    page = user.open("/models/kling-image-o1")
+    expect(page.locator('tr[data-type="ai-multi-shot"] .price')).to_have_text("16")
+    user.shot("10-model-page")
+
+    # An operator grants credits; the user sees the new balance.
+    operator = Tab(browser, base)
+    page = operator.open("/login")
+    page.get_by_label("Email").fill("op@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page = operator.open("/admin")
+    row = page.locator('tr[data-account="ada@example.com"]')
+    row.get_by_label("Credits").fill("250")
+    row.get_by_label("Reason").fill("browser test grant")
+    row.get_by_role("button", name="Apply").click()
+    expect(row.locator("td").nth(3)).to_have_text("344")
+    operator.shot("11-admin")
+
+    page = user.open("/dashboard")
+    expect(page.locator('[data-balance="test"]').first).to_have_text("344")
+    user.shot("12-dashboard-after-grant")
+    page = user.open("/usage")
+    expect(page.locator('tr[data-kind="grant"]').first).to_contain_text("browser test grant")
+
+    # Sign out: the dashboard asks for a sign-in again.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{base}/login")
+    user.open("/dashboard")
+    expect(user.page).to_have_url(f"{base}/login")
+
+    assert user.foreign() == [] and operator.foreign() == []
+    assert len(list(ARTIFACTS.glob("*.png"))) == 12
