@@ -1,3 +1,4 @@
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -51,5 +52,21 @@ async def test_metrics_report_tasks_steps_holds_and_queue_lag(
     assert got[("mediagate_tasks", (("state", "in_progress"),))] == 1
     assert got[("mediagate_credits_held", (("mode", "test"),))] == 6
     assert got[("mediagate_queue_lag_seconds", ())] >= 10
+    assert got[("mediagate_claim_duration_seconds_count", ())] >= 1
+    assert got[("mediagate_runner_claims_total", ())] >= 5
+    assert got[("mediagate_runner_lease_lost_total", ())] == 0
     for step in ("prepare", "submit", "poll", "store", "finalize"):
         assert got[("mediagate_step_duration_seconds_count", (("step", step),))] >= 1
+
+
+async def test_a_running_runner_measures_its_event_loop_lag(app: Any) -> None:
+    core = app.state.core
+    runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
+    running = asyncio.create_task(runner.run())
+    lag_count = ("mediagate_event_loop_lag_seconds_count", ())
+    async with asyncio.timeout(10):
+        while samples(runner.metrics.render().decode()).get(lag_count, 0) < 3:
+            await asyncio.sleep(0.05)
+    await runner.stop()
+    await running
+    assert samples(runner.metrics.render().decode())[lag_count] >= 3

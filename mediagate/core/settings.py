@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     fal_key: str | None = None
     fal_base_url: str = "https://queue.fal.run"
     provider_timeout_s: float = 30.0
+    callback_safety_poll_s: float = 10.0
+    """With a provider that calls back (needs PUBLIC_BASE_URL), poll only this often, as a
+    safety net for a lost callback; the callback itself makes the poll due at once."""
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 30.0
 

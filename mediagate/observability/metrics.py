@@ -31,6 +31,18 @@ class Metrics:
             ["provider", "kind"],
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "mediagate_event_loop_lag_seconds",
+            "How late a 50 ms timer fires in the runner's event loop",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.claim_seconds = Histogram(
+            "mediagate_claim_duration_seconds",
+            "Time one claim of due tasks took (the transaction)",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        )
         self.claims = Counter(
             "mediagate_runner_claims_total",
             "Tasks this process leased (every lease bumps the task's attempt)",

@@ -30,6 +30,8 @@ class Provider(Protocol):
     name: str
     supports_lookup: bool
     """True when `lookup` can find a task by our reference (safe replay after a crash)."""
+    sends_callbacks: bool
+    """True when the provider calls the callback URL in the request once a task is done."""
 
     async def submit(self, request: ProviderRequest) -> str:
         """Create the upstream task; its upstream id."""

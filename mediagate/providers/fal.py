@@ -50,6 +50,7 @@ def submit_body(request: ProviderRequest) -> dict[str, Any]:
 class FalProvider:
     name = NAME
     supports_lookup = False
+    sends_callbacks = False  # not asked for: the queue is polled
 
     def __init__(
         self, client: httpx.AsyncClient, results: ResultFetcher, *, api_key: str, base_url: str

@@ -84,6 +84,7 @@ def submit_body(request: ProviderRequest) -> dict[str, Any]:
 class KlingProvider:
     name = NAME
     supports_lookup = True  # GET by external_task_id
+    sends_callbacks = True  # callback_url in the create body
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ MULTI_SHOT = "ai-multi-shot"
 class SandboxProvider:
     name = "sandbox"
     supports_lookup = True
+    sends_callbacks = False
 
     def __init__(
         self, db: Database, storage: Storage, *, latency_s: float, call_delay_s: float = 0.0

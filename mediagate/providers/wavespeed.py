@@ -43,6 +43,7 @@ def submit_body(request: ProviderRequest) -> dict[str, Any]:
 class WaveSpeedProvider:
     name = NAME
     supports_lookup = False  # no client reference: a lost submit answer needs reconciliation
+    sends_callbacks = True  # ?webhook= on the submit URL
 
     def __init__(
         self,

@@ -107,9 +107,11 @@ class Runner:
         if self.redis is not None:
             self.redis_listener = RedisListener(self.redis, self.wake)
             await self.redis_listener.start()
+        watch = asyncio.create_task(self._watch_loop_lag(), name="loop lag")
         try:
             await self._loop()
         finally:
+            watch.cancel()
             if self.listener is not None:
                 await self.listener.stop()
             if self.redis_listener is not None:
@@ -131,6 +133,14 @@ class Runner:
                 log.exception("runner loop error; retrying")
             await self._idle()
         log.info("runner %s stopped claiming", self.worker)
+
+    async def _watch_loop_lag(self, interval_s: float = 0.05) -> None:
+        """How late a timer fires: the time a step waits for the loop when it is busy."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval_s)
+            self.metrics.loop_lag.observe(max(0.0, loop.time() - started - interval_s))
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let running steps finish within `grace_s`, then cancel the rest
@@ -187,10 +197,15 @@ class Runner:
         room = self.settings.runner_concurrency - len(self._running)
         if room <= 0 or self._stopping.is_set():
             return 0
-        async with self.db.write() as session:
-            tasks = await repository.claim_due(
-                session, worker=self.worker, limit=room, lease_s=self.settings.lease_s, now=utcnow()
-            )
+        with self.metrics.claim_seconds.time():
+            async with self.db.write() as session:
+                tasks = await repository.claim_due(
+                    session,
+                    worker=self.worker,
+                    limit=room,
+                    lease_s=self.settings.lease_s,
+                    now=utcnow(),
+                )
         self.metrics.claims.inc(len(tasks))
         for task in tasks:
             job = asyncio.create_task(self._run_one(task), name=f"step {task.id} {task.step}")

@@ -96,6 +96,14 @@ def poll_delay(polls: int) -> float:
     return min(0.5 * (polls + 1), 10.0)
 
 
+def next_poll(ctx: "StepContext", provider: str, polls: int) -> float:
+    """When the provider will call back, polling is only a safety net for a lost callback."""
+    delay = poll_delay(polls)
+    if ctx.providers.get(provider).sends_callbacks and callback_url(ctx.settings, provider, ""):
+        delay = max(delay, ctx.settings.callback_safety_poll_s)
+    return delay
+
+
 async def prepare(ctx: StepContext, task: Task) -> Outcome:
     """Fetch every reference image (SSRF-safe, concurrently), check it against the model's
     input rules, and keep a copy. Any unusable image fails the task before a provider
@@ -166,7 +174,9 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
             continue
         breaker.record_success()
         return Advance(
-            "poll", poll_delay(0), {"upstream_id": upstream_id, "polls": 0, "provider": name}
+            "poll",
+            next_poll(ctx, name, 0),
+            {"upstream_id": upstream_id, "polls": 0, "provider": name},
         )
     summary = "; ".join(refusals)
     if waits:
@@ -211,7 +221,9 @@ async def poll(ctx: StepContext, task: Task) -> Outcome:
     provider = ctx.providers.get(task.provider)
     result = await provider.poll(task.upstream_id, provider_request(task))
     if result.state == "pending":
-        return Advance("poll", poll_delay(task.polls + 1), {"polls": task.polls + 1})
+        return Advance(
+            "poll", next_poll(ctx, task.provider, task.polls + 1), {"polls": task.polls + 1}
+        )
     if result.state == "failed":
         raise TaskFailed(
             result.error_type or "generation_failed",

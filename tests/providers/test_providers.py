@@ -276,6 +276,7 @@ async def test_an_upstream_callback_makes_the_poll_due_now(
 ) -> None:
     state = fakes[provider]
     settings = {**provider_settings(fakes, [provider]), "public_base_url": "http://gw"}
+    settings_safety_s = 10.0  # MEDIAGATE_CALLBACK_SAFETY_POLL_S default
     async with live_gateway(make_settings, **settings) as app:
         core = app.state.core
         key = await keys(mode="live", credits=10, account="cb")
@@ -294,6 +295,10 @@ async def test_an_upstream_callback_makes_the_poll_due_now(
                 await runner._claim_and_start()
                 while runner._running:
                     await next(iter(runner._running))
+            async with core.db.read() as s:  # a provider that calls back is polled rarely
+                waiting = await s.get_one(Task, task_id)
+            assert waiting.step == "poll"
+            assert waiting.next_run_at > utcnow() + timedelta(seconds=settings_safety_s - 1)
             async with core.db.write() as s:  # the next poll is an hour away
                 await s.execute(
                     update(Task)
