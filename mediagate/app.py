@@ -26,6 +26,7 @@ from mediagate.core.migrate import current_revisions, head_revisions
 from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
+from mediagate.keys.cache import KeyCache
 from mediagate.keys.ratelimit import RateLimiter
 from mediagate.media.fetcher import FetchPolicy, SafeFetcher, allow_list
 from mediagate.media.references import ReferenceLoader
@@ -144,6 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.rate_limit_per_s, settings.rate_limit_burst, components.redis
         )
         app.state.idempotency = InFlightKeys()
+        app.state.key_cache = KeyCache(settings.key_cache_s)
         app.state.login_limiter = RateLimiter(
             settings.login_attempts_per_minute / 60,
             settings.login_attempts_per_minute,

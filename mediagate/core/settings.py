@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 100
     max_in_flight_per_account: int = 200
+    key_cache_s: float = 2.0
+    """How long a verified key is trusted without reading the database again: a key
+    revoked by another process is refused within this time (0: read every request)."""
 
     # Fetching user URLs (reference images, callbacks): see media/fetcher.py
     fetch_deadline_s: float = 20.0

@@ -6,18 +6,26 @@ from fastapi import Depends, Request
 
 from mediagate.core.errors import AuthenticationFailed
 from mediagate.core.state import core_state
+from mediagate.keys.cache import KeyCache
 from mediagate.keys.ratelimit import RateLimiter
-from mediagate.keys.service import AuthedKey, authenticate
+from mediagate.keys.service import AuthedKey, hash_secret, lookup, parse_secret
 
 
 async def current_key(request: Request) -> AuthedKey:
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        raise AuthenticationFailed()
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw or parse_secret(raw) is None:
+        raise AuthenticationFailed()  # no database work for garbage or typos
     core = core_state(request)
-    async with core.db.read() as session:
-        caller = await authenticate(session, core.settings.hmac_secret, raw.strip())
+    key_hash = hash_secret(core.settings.hmac_secret, raw)
+    cache: KeyCache = request.app.state.key_cache
+    caller = cache.get(key_hash)
+    if caller is None:
+        async with core.db.read() as session:
+            found = await lookup(session, key_hash)
+        cache.put(key_hash, found)
+        caller = found.key
     limiter: RateLimiter = request.app.state.rate_limiter
     await limiter.check(caller.id)
     return caller

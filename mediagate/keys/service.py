@@ -93,22 +93,34 @@ async def create_key(
     return key, raw
 
 
+@dataclass(frozen=True)
+class CachedKey:
+    key: AuthedKey
+    expires_at: datetime | None
+
+
 async def authenticate(session: AsyncSession, hmac_secret: bytes, raw: str) -> AuthedKey:
     """The key behind `raw`, or AuthenticationFailed (one indexed lookup at most)."""
-    if parse_secret(raw) is None:
+    return (await lookup(session, hash_secret(hmac_secret, raw) if parse_secret(raw) else "")).key
+
+
+async def lookup(session: AsyncSession, key_hash: str) -> CachedKey:
+    """The usable key with this hash, or AuthenticationFailed."""
+    if not key_hash:
         raise AuthenticationFailed()
     row = (
         await session.execute(
             select(
                 ApiKey.id, ApiKey.account_id, ApiKey.mode, ApiKey.revoked_at, ApiKey.expires_at
-            ).where(ApiKey.key_hash == hash_secret(hmac_secret, raw))
+            ).where(ApiKey.key_hash == key_hash)
         )
     ).one_or_none()
     if row is None or row.revoked_at is not None:
         raise AuthenticationFailed()
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise AuthenticationFailed()
-    return AuthedKey(id=row.id, account_id=row.account_id, mode=cast(Mode, row.mode))
+    key = AuthedKey(id=row.id, account_id=row.account_id, mode=cast(Mode, row.mode))
+    return CachedKey(key=key, expires_at=row.expires_at)
 
 
 async def touch(session: AsyncSession, key_id: str, *, every_s: int = 60) -> None:

@@ -126,6 +126,7 @@ async def revoke_key(request: Request, key_id: str, who: SignedIn) -> Response:
     check_csrf(request, who.csrf_token, fields)
     async with core_state(request).db.write() as session:
         await keys.revoke(session, key_id, account_id=who.user.account_id)
+    request.app.state.key_cache.clear()  # refused here at once; elsewhere within its TTL
     return redirect("/keys")
 
 
@@ -148,6 +149,7 @@ async def rotate_key(request: Request, key_id: str, who: SignedIn) -> Response:
             )
     except InvalidRequest as exc:
         return await _keys_page(request, who, error=exc.message)
+    request.app.state.key_cache.clear()
     return await _keys_page(request, who, created=raw)
 
 

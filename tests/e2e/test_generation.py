@@ -19,6 +19,7 @@ from tests.e2e.procs import (
     process,
     submit,
     wait_for_http,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -113,8 +114,17 @@ def test_keys_cli_lists_and_revokes(server: dict[str, Any]) -> None:
     key_id = listing.splitlines()[1].split()[0]
     assert key[:13] in listing and key not in listing  # only a hint is ever shown again
     cli(env, "keys", "revoke", key_id)
-    response = httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"})
-    assert response.status_code == 401
+    # The server trusts a verified key for MEDIAGATE_KEY_CACHE_S (2 s): refused within that.
+    wait_until(
+        lambda: (
+            httpx.get(
+                f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}
+            ).status_code
+            == 401
+        ),
+        timeout=5,
+        what="the revoked key to be refused",
+    )
     assert "revoked" in cli(env, "keys", "list", "--account", "e2e-revoke")
 
 

@@ -1,5 +1,8 @@
+import asyncio
 import re
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, select
 
@@ -89,3 +92,24 @@ async def test_revoke(keys: KeyFactory, db: Database, settings: Settings) -> Non
     async with db.read() as session:
         with pytest.raises(AuthenticationFailed):
             await key_service.authenticate(session, settings.hmac_secret, made.raw)
+
+
+async def test_a_verified_key_is_trusted_briefly_then_read_again(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
+    made = await keys()
+    statements: list[str] = []
+    event.listen(db_engine(app), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert (await client.get("/api/v1/account", headers=made.headers)).status_code == 200
+    looked_up = sum("FROM api_keys" in s for s in statements)
+    assert (await client.get("/api/v1/account", headers=made.headers)).status_code == 200
+    assert sum("FROM api_keys" in s for s in statements) == looked_up == 1  # cached
+    async with db.write() as session:  # revoked by another process
+        await key_service.revoke(session, made.id)
+    app.state.key_cache.ttl_s = 0.05
+    await asyncio.sleep(0.06)
+    assert (await client.get("/api/v1/account", headers=made.headers)).status_code == 401
+
+
+def db_engine(app: Any) -> Any:
+    return app.state.core.db.engine.sync_engine
