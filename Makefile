@@ -26,15 +26,15 @@ browser:  ## Debian's chromium for the browser tests (they are skipped without i
 	  || echo "chromium could not be installed: the browser tests will be skipped"
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediagate tests
-	$(BIN)/ruff format --check mediagate tests
+	$(BIN)/ruff check mediagate tests bench
+	$(BIN)/ruff format --check mediagate tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format mediagate tests
-	$(BIN)/ruff check --fix mediagate tests
+	$(BIN)/ruff format mediagate tests bench
+	$(BIN)/ruff check --fix mediagate tests bench
 
-bench: $(STAMP)
+bench: $(STAMP)  ## the benchmark suite (about 10 min): bench/results/ and docs/performance.md
 	$(BIN)/python -m bench
 
 lock:  ## re-resolve pinned dependencies (needs uv: pip install uv)

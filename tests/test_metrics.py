@@ -53,7 +53,7 @@ async def test_metrics_report_tasks_steps_holds_and_queue_lag(
     assert got[("mediagate_credits_held", (("mode", "test"),))] == 6
     assert got[("mediagate_queue_lag_seconds", ())] >= 10
     assert got[("mediagate_claim_duration_seconds_count", ())] >= 1
-    assert got[("mediagate_runner_claims_total", ())] >= 5
+    assert got[("mediagate_runner_claims_total", ())] >= 2  # steps due at once share a claim
     assert got[("mediagate_runner_lease_lost_total", ())] == 0
     for step in ("prepare", "submit", "poll", "store", "finalize"):
         assert got[("mediagate_step_duration_seconds_count", (("step", step),))] >= 1

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from mediagate.core.settings import Settings
+from mediagate.core.sqlite_inline import inline_creator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -69,11 +70,21 @@ class Database:
     """Owns the engine; hands out read and write units of work."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        sqlite_inline: bool = True,
     ) -> None:
         self.url = url
         self.engine: AsyncEngine = _create_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=max_overflow
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            sqlite_inline=sqlite_inline,
         )
         self._gate = SqliteWriteGate(url) if url.startswith("sqlite") else None
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -87,6 +98,7 @@ class Database:
             settings.db_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            sqlite_inline=settings.sqlite_inline,
         )
 
     @asynccontextmanager
@@ -111,12 +123,18 @@ class Database:
             self._gate.close()
 
 
-def _create_engine(url: str, *, echo: bool, pool_size: int, max_overflow: int) -> AsyncEngine:
+def _create_engine(
+    url: str, *, echo: bool, pool_size: int, max_overflow: int, sqlite_inline: bool
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
-        engine = create_async_engine(
-            url, echo=echo, pool_size=8, max_overflow=8, connect_args={"timeout": 30}
+        timeout_s = SQLITE_BUSY_TIMEOUT_MS / 1000
+        options: dict[str, Any] = (
+            {"async_creator": inline_creator(url.split("///", 1)[-1], timeout_s)}
+            if sqlite_inline
+            else {"connect_args": {"timeout": timeout_s}}
         )
+        engine = create_async_engine(url, echo=echo, pool_size=8, max_overflow=8, **options)
         _install_sqlite_hooks(engine)
         return engine
     # Each process holds at most pool_size + max_overflow connections (plus one LISTEN):

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     """PostgreSQL connections per process: at most pool size + overflow (+1 for LISTEN)."""
+    sqlite_inline: bool = True
+    """SQLite calls run on the event loop's thread (fast; see core/sqlite_inline.py), or
+    false: on aiosqlite's helper thread."""
     secret_key: str | None = None
     """HMAC secret for API keys; generated into <data_dir>/secret_key in development."""
 

@@ -11,6 +11,7 @@ Behaviour is chosen per task by markers in the prompt (or a wrong key):
 """
 
 import asyncio
+import contextlib
 import io
 import random
 import socket
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import jwt
 import uvicorn
 from PIL import Image
@@ -194,9 +196,10 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             prompt, 4 if multi else body["n"], reference, body.get("callback_url")
         )
         if "[fake:latency]" in prompt:
-            state.tasks[task_id]["ready_at"] = time.monotonic() + state.chance.uniform(
-                *state.latency_s
-            )
+            delay = state.chance.uniform(*state.latency_s)
+            state.tasks[task_id]["ready_at"] = time.monotonic() + delay
+            if state.tasks[task_id]["callback"]:
+                call_back_later(state.tasks[task_id]["callback"], delay)
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
@@ -235,6 +238,27 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             *common_routes(),
         ]
     )
+
+
+def call_back_later(url: str, delay_s: float) -> None:
+    """Like Kling: POST to the task's callback_url once it is done."""
+
+    loop = asyncio.get_running_loop()
+    if loop not in _clients:  # one client per server loop: a new one costs ~20 ms of TLS setup
+        _clients[loop] = httpx.AsyncClient()
+
+    async def call() -> None:
+        await asyncio.sleep(delay_s)
+        with contextlib.suppress(httpx.HTTPError):
+            await _clients[loop].post(url, json={"task_status": "succeed"})
+
+    task = loop.create_task(call())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+_pending: set["asyncio.Task[None]"] = set()
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
 
 # --- fal ------------------------------------------------------------------------------

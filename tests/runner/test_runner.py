@@ -8,8 +8,9 @@ import asyncpg
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
+from mediagate.app import build_runner
 from mediagate.core.clock import utcnow
 from mediagate.core.db import Database
 from mediagate.ledger import service as ledger
@@ -332,3 +333,35 @@ async def test_a_new_task_wakes_listening_workers(
         assert listener.received == received
     finally:
         await listener.stop()
+
+
+async def test_steps_due_at_once_run_under_one_claim_each_result_written(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory
+) -> None:
+    """prepare → submit → (poll, after the sandbox's latency 0) → store → finalize: one claim
+    can carry the task through, yet every step's result is written (fenced) as it goes."""
+    key = await keys(credits=10)
+    core = app.state.core
+    task_id = (
+        await client.post("/api/v1/images/generations", json=generation(), headers=key.headers)
+    ).json()["data"]["task_id"]
+    runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
+    written: list[str] = []
+    event.listen(
+        core.db.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, params, *_: (
+            written.append(str(params)) if statement.startswith("UPDATE tasks SET step") else None
+        ),
+    )
+    await runner.drain()
+    async with core.db.read() as session:
+        task = await session.get_one(Task, task_id)
+    assert task.status == "completed"
+    claims = runner.metrics.claims._value.get()  # type: ignore[attr-defined]
+    assert claims < 5  # fewer claims than steps
+    assert task.attempt == claims
+    steps = [
+        s for s in ("submit", "poll", "store", "finalize") if any(f"'{s}'" in w for w in written)
+    ]
+    assert steps == ["submit", "poll", "store", "finalize"]  # each step's result was written

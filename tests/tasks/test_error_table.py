@@ -1,6 +1,8 @@
 """Every row of the error table of API.md: status, error.type, error.param, envelope."""
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -187,8 +189,11 @@ async def test_409_while_the_first_request_with_the_key_is_processing(
 
 @asynccontextmanager
 async def hold_the_wallet(settings: Settings, account_id: str) -> AsyncIterator[None]:
-    """SQLite: the database write lock. PostgreSQL: the wallet row's lock."""
+    """SQLite: the write lock, taken as another mediagate process takes it (the writers'
+    gate, then the database). PostgreSQL: the wallet row's lock."""
     if settings.database_url is None:
+        gate = os.open(f"{settings.data_dir / 'mediagate.db'}.write-lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(gate, fcntl.LOCK_EX)
         blocker = sqlite3.connect(settings.data_dir / "mediagate.db", timeout=30)
         blocker.isolation_level = None
         blocker.execute("BEGIN IMMEDIATE")
@@ -197,6 +202,8 @@ async def hold_the_wallet(settings: Settings, account_id: str) -> AsyncIterator[
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            os.close(gate)
         return
     conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
     try:

@@ -1,0 +1,171 @@
+"""In-flight capacity: one `mediagate worker` and a provider that takes 10 s per task (the
+Kling fake, calling back when done). How many tasks it holds in flight at once, its event
+loop lag, its memory, and how long a claim takes."""
+
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.fakes import KLING_ACCESS, KLING_SECRET
+from bench.harness import (
+    bench_environment,
+    bench_key,
+    fake,
+    histogram_quantile,
+    load,
+    markdown,
+    rss_mb,
+    serve,
+    write,
+)
+from tests.e2e.procs import free_port, process, query, wait_for_http
+
+TASKS = 5000
+LATENCY_S = 10.0
+BODY = json.dumps({"model": "kling-image-o1", "prompt": "[fake:latency] a lighthouse"}).encode()
+
+
+def run(tasks: int = TASKS, limit_s: float = 240.0) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mg-bench-") as tmp:
+        folder = Path(tmp)
+        with fake("kling", folder, latency=LATENCY_S) as upstream:
+            api_port = free_port()
+            env = bench_environment(
+                folder,
+                None,
+                kling_access_key=KLING_ACCESS,
+                kling_secret_key=KLING_SECRET,
+                kling_base_url=upstream,
+                fetch_allow_private_hosts='["127.0.0.1"]',
+                fetch_ports=f"[80, 443, {upstream.rsplit(':', 1)[1]}]",
+                public_base_url=f"http://127.0.0.1:{api_port}",  # the fake calls back here
+                runner_concurrency=256,
+            )
+            key = bench_key(env, live=True)
+            metrics_port = free_port()
+            with (
+                serve(env, folder, "--no-runner", port=api_port) as base,
+                process(
+                    env, "worker", "--metrics-port", str(metrics_port), log=folder / "worker.log"
+                ) as worker,
+            ):
+                metrics = f"http://127.0.0.1:{metrics_port}"
+                wait_for_http(metrics, worker, folder / "worker.log")
+                return measure(env, base, key, metrics, worker.pid, tasks, limit_s, folder)
+
+
+def measure(
+    env: dict[str, str],
+    base: str,
+    key: str,
+    metrics: str,
+    pid: int,
+    tasks: int,
+    limit_s: float,
+    folder: Path,
+) -> dict[str, Any]:
+    submitted: dict[str, Any] = {}
+
+    def submit() -> None:
+        submitted.update(
+            load(
+                f"{base}/api/v1/images/generations",
+                method="POST",
+                body=BODY,
+                headers={"Authorization": f"Bearer {key}"},
+                requests=tasks,
+                duration=limit_s,
+                folder=folder,
+            )
+        )
+
+    started = time.monotonic()
+    feeder = threading.Thread(target=submit)
+    feeder.start()
+    peak_waiting = peak_open = 0
+    samples = []
+    while time.monotonic() - started < limit_s:
+        time.sleep(1.0)
+        counts = dict(
+            query(
+                env,
+                "SELECT CASE WHEN status != 'in_progress' THEN status WHEN step = 'poll' "
+                "THEN 'waiting_upstream' ELSE 'other' END, count(*) FROM tasks GROUP BY 1",
+            )
+        )
+        waiting = int(counts.get("waiting_upstream", 0))
+        open_ = waiting + int(counts.get("other", 0))
+        peak_waiting, peak_open = max(peak_waiting, waiting), max(peak_open, open_)
+        samples.append({"t": round(time.monotonic() - started), **counts})
+        if not feeder.is_alive() and open_ == 0:
+            break
+    feeder.join()
+    elapsed = time.monotonic() - started
+    text = httpx.get(f"{metrics}/metrics").text
+    finished = dict(query(env, "SELECT status, count(*) FROM tasks GROUP BY status"))
+    return {
+        "tasks": tasks,
+        "provider_latency_s": LATENCY_S,
+        "submit": submitted,
+        "peak_waiting_upstream": peak_waiting,
+        "peak_in_progress": peak_open,
+        "finished": finished,
+        "seconds": round(elapsed, 1),
+        "loop_lag_p99_ms_at_most": _ms(
+            histogram_quantile(text, "mediagate_event_loop_lag_seconds", 0.99)
+        ),
+        "loop_lag_p50_ms_at_most": _ms(
+            histogram_quantile(text, "mediagate_event_loop_lag_seconds", 0.50)
+        ),
+        "claim_p50_ms_at_most": _ms(
+            histogram_quantile(text, "mediagate_claim_duration_seconds", 0.50)
+        ),
+        "claim_p99_ms_at_most": _ms(
+            histogram_quantile(text, "mediagate_claim_duration_seconds", 0.99)
+        ),
+        **rss_mb(pid),
+        "timeline": samples,
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def table(r: dict[str, Any]) -> str:
+    return markdown(
+        [
+            "tasks",
+            "provider time",
+            "peak waiting upstream",
+            "peak in progress",
+            "loop lag p99",
+            "RSS peak",
+            "claim p50 / p99",
+            "completed",
+            "wall time",
+        ],
+        [
+            [
+                r["tasks"],
+                f"{r['provider_latency_s']:g} s",
+                r["peak_waiting_upstream"],
+                r["peak_in_progress"],
+                f"≤ {r['loop_lag_p99_ms_at_most']} ms",
+                f"{r['peak_rss_mb']} MB",
+                f"≤ {r['claim_p50_ms_at_most']} / ≤ {r['claim_p99_ms_at_most']} ms",
+                r["finished"].get("completed", 0),
+                f"{r['seconds']} s",
+            ]
+        ],
+    )
+
+
+if __name__ == "__main__":
+    result = run()
+    write("inflight", result, table(result))

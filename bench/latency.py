@@ -1,0 +1,80 @@
+"""Gateway-added latency: how much longer a task takes through mediagate than the provider
+itself needs (the Kling fake, exactly 1 s per task), one task at a time, with provider
+callbacks and with polling only. Measured by the client: submit → sees `completed`."""
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.fakes import KLING_ACCESS, KLING_SECRET
+from bench.harness import bench_environment, bench_key, fake, markdown, serve, write
+from tests.e2e.procs import free_port
+
+PROVIDER_S = 1.0
+TASKS = 20
+BODY = {"model": "kling-image-o1", "prompt": "[fake:latency] one task"}
+
+
+def one_mode(folder: Path, upstream: str, callbacks: bool) -> dict[str, Any]:
+    port = free_port()
+    settings: dict[str, Any] = {
+        "kling_access_key": KLING_ACCESS,
+        "kling_secret_key": KLING_SECRET,
+        "kling_base_url": upstream,
+        "fetch_allow_private_hosts": '["127.0.0.1"]',
+        "fetch_ports": f"[80, 443, {upstream.rsplit(':', 1)[1]}]",
+    }
+    if callbacks:
+        settings["public_base_url"] = f"http://127.0.0.1:{port}"
+    env = bench_environment(folder / ("callbacks" if callbacks else "polling"), None, **settings)
+    key = bench_key(env, live=True)
+    added = []
+    with (
+        serve(env, folder, port=port) as base,
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client,
+    ):
+        for i in range(TASKS + 2):
+            started = time.perf_counter()
+            task_id = client.post("/api/v1/images/generations", json=BODY).json()["data"]["task_id"]
+            while True:
+                status = client.get(f"/api/v1/tasks/{task_id}").json()["data"]["status"]
+                if status != "IN_PROGRESS":
+                    break
+                time.sleep(0.002)
+            assert status == "completed", status
+            if i >= 2:  # the first two warm the process up
+                added.append((time.perf_counter() - started - PROVIDER_S) * 1000)
+    added.sort()
+    return {
+        "mode": "callbacks" if callbacks else "polling only",
+        "tasks": len(added),
+        "p50_ms": round(statistics.median(added), 1),
+        "p90_ms": round(added[int(0.9 * len(added)) - 1], 1),
+        "max_ms": round(added[-1], 1),
+    }
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mg-bench-") as tmp:
+        folder = Path(tmp)
+        with fake("kling", folder, latency=PROVIDER_S) as upstream:
+            modes = [one_mode(folder, upstream, callbacks) for callbacks in (True, False)]
+    return {"provider_s": PROVIDER_S, "modes": modes}
+
+
+def table(r: dict[str, Any]) -> str:
+    return markdown(
+        ["mode", "tasks", "added p50 ms", "added p90 ms", "added max ms"],
+        [[m["mode"], m["tasks"], m["p50_ms"], m["p90_ms"], m["max_ms"]] for m in r["modes"]],
+    )
+
+
+if __name__ == "__main__":
+    result = run()
+    print(json.dumps(result))
+    write("latency", result, table(result))
