@@ -12,6 +12,7 @@ from bench import api, inflight, latency, peer
 from bench.harness import RESULTS, write
 
 DOCS = Path(__file__).parent.parent / "docs" / "performance.md"
+TEMPLATE = (Path(__file__).parent / "performance.template.md").read_text()
 
 BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
     "api": (api.run, api.table),
@@ -43,6 +44,7 @@ def summary(r: dict[str, dict[str, Any]], seconds: float) -> str:
     submit = r["api"]["submit"]
     sqlite2, poll = submit["sqlite/2"], r["api"]["poll"]
     fl = r["inflight"]
+    peer = r["peer"]
     callbacks = next(m for m in r["latency"]["modes"] if m["mode"] == "callbacks")
     lag = fl["loop_lag_p99_ms_at_most"] or 0.0
     rows = [
@@ -72,6 +74,14 @@ def summary(r: dict[str, dict[str, Any]], seconds: float) -> str:
             f"p50 {callbacks['p50_ms']} ms",
             verdict(callbacks["p50_ms"] < 20),
         ),
+        (
+            "Peer, same run: LiteLLM proxy vs mediagate submit (1 process each)",
+            "side by side",
+            f"LiteLLM {peer['litellm']['rps']} req/s (p99 {peer['litellm']['p99_ms']} ms), "
+            f"mediagate {peer['mediagate']['rps']} req/s (p99 {peer['mediagate']['p99_ms']} ms):"
+            f" {peer['rps_ratio_mediagate_over_litellm']}×",
+            "—",
+        ),
     ]
     target_table = "\n".join(
         ["| what | target | measured | |", "|---|---|---|---|"]
@@ -94,79 +104,6 @@ def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0))
-
-
-TEMPLATE = """# Performance
-
-Every number on this page was written by `make bench` (the benchmark suite in `bench/`),
-on the development machine: {machine}. The load generator (`bench/loadgen.py`, HTTP/1.1
-keep-alive, its own process), the servers, the fakes and the database share those cores,
-so absolute figures are lower than on a dedicated server; re-run `make bench` to get
-yours. The last full run took {seconds} s. Raw results: `bench/results/*.json`.
-
-## Against the targets
-
-{targets}
-
-Where a target is missed, the reasons (from profiles taken with pyinstrument and cProfile
-on this machine, and the counts below):
-
-- **Per-request CPU in Python.** A submit costs about 7 ms of CPU in one process (FastAPI
-  routing and validation, SQLAlchemy ORM, the aiosqlite driver), a poll about 4 ms; with
-  the load generator on the same two cores this caps one process near 150 submits/s. The
-  peer measured in the same run, the LiteLLM proxy, is in the same range (table below).
-- **SQLite writes are one at a time.** Every submit is one write transaction (task,
-  hold, transfer, key touch); writers queue on an in-process lock plus an flock beside the
-  database (instead of SQLite's sleep-and-retry, which gave p99 of 2 s). While a writer
-  waits for the busy event loop between its statements, others wait for it: a second
-  server process adds no write throughput on SQLite. PostgreSQL has no such lock.
-- **aiosqlite hops to a thread for every call** (about 30 per submit). A driver that runs
-  the whole write unit in one hop is the next step.
-- **In-flight capacity** is bounded here by the rate at which one worker can take tasks
-  in (each task is prepare → submit → poll → store → finalize, two transactions a step)
-  while the API process, the fake provider and the load generator use the same cores;
-  memory is not the limit (RSS above).
-- **Added latency with callbacks** is the sum of three runner steps after the callback
-  (poll, store — which downloads the result — and finalize), each a claim and a fenced
-  write-back, plus the two steps before the provider call.
-
-Removed bottlenecks found by these numbers so far: SQLite's busy-wait retries (p99 under
-load from about 2 s to 0.4 s), a database read per request for the API key (verified keys
-are now cached in-process for `MEDIAGATE_KEY_CACHE_S`, 2 s), and polling a provider that
-calls back (now a safety poll every `MEDIAGATE_CALLBACK_SAFETY_POLL_S`, 10 s).
-
-## Submit and poll
-
-Concurrency 32, 10 s or 20,000 requests per row, after a 500-request warm-up.
-Submits use a test key on `serve --no-runner` (tasks are queued, not run).
-
-{api}
-
-## In-flight capacity (one worker)
-
-A `mediagate worker` with the Kling fake taking 10 s per task and calling back; tasks
-are submitted through the API as fast as it takes them, for at most 120 s. "Waiting
-upstream" counts tasks accepted by the provider and not yet done. Loop lag and claim
-times are the upper bounds of the Prometheus histogram buckets holding the quantile.
-
-{inflight}
-
-## Gateway-added latency
-
-One task at a time through one `mediagate serve` (embedded runner) and the Kling fake
-taking exactly 1 s: time from the submit to the client seeing `completed`, minus 1 s.
-
-{latency}
-
-## Side by side with a peer
-
-{peer}
-
-The LiteLLM proxy is installed by the benchmark from PyPI into `bench/.peer-venv` and
-forwards `POST /v1/images/generations` to a local OpenAI-compatible fake that answers at
-once. The work per request differs (see the table); the comparison shows what a gateway
-process of each kind sustains on this machine.
-"""
 
 
 if __name__ == "__main__":
