@@ -1,6 +1,8 @@
 """`make bench` / `python -m bench [name ...]`: run the benchmarks, write each one's JSON and
-Markdown table to bench/results/, and the summary to docs/performance.md."""
+Markdown table to bench/results/, and the summary to docs/performance.md.
+`python -m bench summary` rewrites docs/performance.md from the last results."""
 
+import json
 import platform
 import sys
 import time
@@ -23,6 +25,9 @@ BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, An
 
 
 def main(names: list[str]) -> None:
+    if names == ["summary"]:
+        write_summary()
+        return
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {}
     for name in names or list(BENCHMARKS):
@@ -30,10 +35,19 @@ def main(names: list[str]) -> None:
         print(f"\n== {name}", flush=True)
         results[name] = run()
         write(name, results[name], table(results[name]))
-    print(f"\nall benchmarks: {time.monotonic() - started:.0f} s")
+    seconds = time.monotonic() - started
+    print(f"\nall benchmarks: {seconds:.0f} s")
     if set(results) == set(BENCHMARKS):
-        DOCS.write_text(summary(results, time.monotonic() - started))
-        print(f"wrote {DOCS}")
+        (RESULTS / "run.json").write_text(json.dumps({"seconds": round(seconds)}) + "\n")
+        write_summary()
+
+
+def write_summary() -> None:
+    """docs/performance.md from the results of the last full run."""
+    results = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in BENCHMARKS}
+    seconds = json.loads((RESULTS / "run.json").read_text())["seconds"]
+    DOCS.write_text(summary(results, seconds))
+    print(f"wrote {DOCS}")
 
 
 def verdict(met: bool) -> str:
