@@ -41,7 +41,7 @@ class Metrics:
             "mediagate_claim_duration_seconds",
             "Time one claim of due tasks took (the transaction)",
             registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.claims = Counter(
             "mediagate_runner_claims_total",

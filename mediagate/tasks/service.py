@@ -48,11 +48,14 @@ async def submit_generation(
         existing = await _replay(session, caller.account_id, idempotency_key, fingerprint, now)
         if existing is not None:
             return Submission(existing, replayed=True)
-    in_flight = await session.scalar(
-        select(func.count())
-        .select_from(Task)
+    # Counted up to the limit only: the cost stays bounded however many are queued.
+    in_progress = (
+        select(Task.id)
         .where(Task.account_id == caller.account_id, Task.status == "in_progress")
+        .limit(max_in_flight)
+        .subquery()
     )
+    in_flight = await session.scalar(select(func.count()).select_from(in_progress))
     if (in_flight or 0) >= max_in_flight:
         raise RateLimited(
             f"Too many tasks in progress ({max_in_flight} at most); wait for some to finish",
