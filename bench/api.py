@@ -12,10 +12,10 @@ import httpx
 from bench.harness import (
     bench_environment,
     bench_key,
-    load,
     markdown,
     postgres_database,
     serve,
+    warm_then_measure,
     write,
 )
 
@@ -29,16 +29,12 @@ def submit_run(database: str, processes: int, folder: Path) -> dict[str, Any]:
         key = bench_key(env)
         headers = {"Authorization": f"Bearer {key}"}
         with serve(env, folder, "--no-runner", "--workers", str(processes)) as base:
-            target = f"{base}/api/v1/images/generations"
-            load(target, method="POST", body=BODY, headers=headers, requests=500, folder=folder)
-            return load(
-                target,
+            return warm_then_measure(
+                f"{base}/api/v1/images/generations",
                 method="POST",
                 body=BODY,
                 headers=headers,
                 concurrency=CONCURRENCY,
-                requests=20_000,
-                duration=10,
                 folder=folder,
             )
 
@@ -72,14 +68,12 @@ def poll_run(folder: Path, processes: int = 2) -> dict[str, Any]:
                     ]
                 )
         paths = [f"/api/v1/tasks/{i}" for i in ids]
-        load(f"{base}/", headers=headers, paths=paths, requests=500, folder=folder)
-        result = load(
+        result = warm_then_measure(
             f"{base}/",
             headers=headers,
             paths=paths,
             concurrency=CONCURRENCY,
             requests=50_000,
-            duration=10,
             folder=folder,
         )
     return {**result, "processes": processes, "tasks": {"completed": 100, "in_progress": 100}}

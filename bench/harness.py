@@ -120,6 +120,23 @@ def load(
     return dict(json.loads(done.stdout))
 
 
+def warm_then_measure(
+    url: str,
+    *,
+    folder: Path,
+    warmup: int = 500,
+    concurrency: int = 32,
+    requests: int = 20_000,
+    duration: float = 10.0,
+    **request: Any,
+) -> dict[str, Any]:
+    """A short warm-up, then the measured run of the same request."""
+    load(url, requests=warmup, folder=folder, **request)
+    return load(
+        url, concurrency=concurrency, requests=requests, duration=duration, folder=folder, **request
+    )
+
+
 def write(name: str, data: dict[str, Any], table: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     data = {

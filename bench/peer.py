@@ -17,15 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.api import submit_run
 from bench.harness import (
-    bench_environment,
-    bench_key,
     fake,
     free_port,
-    load,
     markdown,
-    serve,
     wait_until_up,
+    warm_then_measure,
     write,
 )
 
@@ -90,16 +88,12 @@ def litellm_run(folder: Path, upstream: str) -> dict[str, Any]:
         wait_until_up(base, proc, "/health/liveliness")
         body = json.dumps({"model": "fake-image", "prompt": "A red fox in the snow"}).encode()
         headers = {"Authorization": f"Bearer {MASTER_KEY}"}
-        target = f"{base}/v1/images/generations"
-        load(target, method="POST", body=body, headers=headers, requests=200, folder=folder)
-        return load(
-            target,
+        return warm_then_measure(
+            f"{base}/v1/images/generations",
             method="POST",
             body=body,
             headers=headers,
             concurrency=CONCURRENCY,
-            requests=20_000,
-            duration=10,
             folder=folder,
         )
     finally:
@@ -110,33 +104,13 @@ def litellm_run(folder: Path, upstream: str) -> dict[str, Any]:
             proc.kill()
 
 
-def mediagate_run(folder: Path) -> dict[str, Any]:
-    env = bench_environment(folder / "mediagate", None, embedded_runner="false")
-    key = bench_key(env)
-    body = json.dumps({"model": "kling-image-o1", "prompt": "A red fox in the snow"}).encode()
-    headers = {"Authorization": f"Bearer {key}"}
-    with serve(env, folder, "--no-runner") as base:
-        target = f"{base}/api/v1/images/generations"
-        load(target, method="POST", body=body, headers=headers, requests=200, folder=folder)
-        return load(
-            target,
-            method="POST",
-            body=body,
-            headers=headers,
-            concurrency=CONCURRENCY,
-            requests=20_000,
-            duration=10,
-            folder=folder,
-        )
-
-
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mg-bench-") as tmp:
         folder = Path(tmp)
         with fake("openai", folder) as upstream:
             peer = litellm_run(folder, upstream)
             time.sleep(1)
-            ours = mediagate_run(folder)
+            ours = submit_run("sqlite", 1, folder)  # the same request as bench.api's submit
     ratio = round(ours["rps"] / peer["rps"], 2) if peer["rps"] else None
     return {
         "concurrency": CONCURRENCY,
