@@ -94,6 +94,19 @@ def s3_server(bucket: str) -> Iterator[str]:
         server.stop()
 
 
+def s3_storage(endpoint: str, bucket: str, prefix: str) -> dict[str, str]:
+    """mediagate's settings for that bucket on that server."""
+    credentials = s3_credentials(endpoint)
+    return {
+        "storage_backend": "s3",
+        "s3_bucket": bucket,
+        "s3_prefix": prefix,
+        "s3_endpoint_url": endpoint,
+        "s3_access_key_id": credentials["aws_access_key_id"],
+        "s3_secret_access_key": credentials["aws_secret_access_key"],
+    }
+
+
 def s3_credentials(endpoint: str) -> dict[str, str]:
     return {
         "endpoint_url": endpoint,

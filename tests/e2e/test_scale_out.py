@@ -25,7 +25,7 @@ from tests.e2e.procs import (
     wait_for_http,
     wait_until,
 )
-from tests.services import RedisServer, redis_server, s3_credentials, s3_server
+from tests.services import RedisServer, redis_server, s3_credentials, s3_server, s3_storage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TASKS = 1000
@@ -60,12 +60,7 @@ def test_two_replicas_two_workers_thousand_tasks(
             tmp_path / "data",
             database_url,
             redis_url=redis.url,
-            storage_backend="s3",
-            s3_bucket=BUCKET,
-            s3_prefix=prefix,
-            s3_endpoint_url=endpoint,
-            s3_access_key_id=credentials["aws_access_key_id"],
-            s3_secret_access_key=credentials["aws_secret_access_key"],
+            **s3_storage(endpoint, BUCKET, prefix),
             sandbox_latency_s=0.5,
             rate_limit_per_s=0,
             max_in_flight_per_account=TASKS,

@@ -18,7 +18,7 @@ from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
 from mediagate.media.storage import S3Storage
 from tests.factories import KeyFactory, generation
-from tests.services import s3_credentials, s3_server
+from tests.services import s3_credentials, s3_server, s3_storage
 
 BUCKET = "mediagate-results"
 
@@ -34,14 +34,8 @@ def s3_settings(endpoint: str, make_settings: Callable[..., Settings]) -> Callab
     prefix = f"t{secrets.token_hex(4)}/"  # one bucket, a folder per test
 
     def make(**overrides: object) -> Settings:
-        credentials = s3_credentials(endpoint)
         return make_settings(
-            storage_backend="s3",
-            s3_bucket=BUCKET,
-            s3_prefix=prefix,
-            s3_endpoint_url=endpoint,
-            s3_access_key_id=credentials["aws_access_key_id"],
-            s3_secret_access_key=credentials["aws_secret_access_key"],
+            **s3_storage(endpoint, BUCKET, prefix),
             public_base_url="http://gateway.test",
             **overrides,
         )
