@@ -60,25 +60,25 @@ def postgres_template(request: pytest.FixtureRequest) -> Iterator[str | None]:
     pg.drop(name)
 
 
+def _clone(template: str | None) -> Iterator[str | None]:
+    """A database cloned from the template for as long as the fixture lives (SQLite: None)."""
+    if template is None:
+        yield None
+        return
+    name = pg.clone(template)
+    yield pg.url(name)
+    pg.drop(name)
+
+
 @pytest.fixture(scope="module")
 def module_database_url(postgres_template: str | None) -> Iterator[str | None]:
     """One database for a module's shared server process."""
-    if postgres_template is None:
-        yield None
-        return
-    name = pg.clone(postgres_template)
-    yield pg.url(name)
-    pg.drop(name)
+    yield from _clone(postgres_template)
 
 
 @pytest.fixture
 def database_url(postgres_template: str | None) -> Iterator[str | None]:
-    if postgres_template is None:
-        yield None
-        return
-    name = pg.clone(postgres_template)
-    yield pg.url(name)
-    pg.drop(name)
+    yield from _clone(postgres_template)
 
 
 @pytest.fixture

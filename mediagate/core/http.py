@@ -74,6 +74,12 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def public_base(request: Request) -> str:
+    """The base of the absolute URLs we hand out: PUBLIC_BASE_URL, else the request's own."""
+    configured = request.app.state.core.settings.public_base_url
+    return str(configured or request.base_url).rstrip("/")
+
+
 def success(data: Any) -> JSONResponse:
     return JSONResponse({"code": 200, "message": "success", "data": data})
 

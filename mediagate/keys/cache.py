@@ -8,12 +8,14 @@ from mediagate.core.clock import utcnow
 from mediagate.keys.service import AuthedKey, CachedKey
 
 MAX_ENTRIES = 10_000
+TOUCH_EVERY_S = 60.0
 
 
 class KeyCache:
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
         self._entries: dict[str, tuple[float, CachedKey]] = {}
+        self._touched: dict[str, float] = {}
 
     def get(self, key_hash: str) -> AuthedKey | None:
         if self.ttl_s <= 0:
@@ -38,3 +40,14 @@ class KeyCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def due_for_touch(self, key_id: str, every_s: float = TOUCH_EVERY_S) -> bool:
+        """True at most once per `every_s` per key in this process: recording `last_used_at`
+        then costs the submit path one statement a minute, not one per request."""
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -every_s) < every_s:
+            return False
+        if len(self._touched) >= MAX_ENTRIES:
+            self._touched.clear()
+        self._touched[key_id] = now
+        return True

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from mediagate.catalog.spec import InputRules
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest, PayloadTooLarge
-from mediagate.core.http import read_body, success
+from mediagate.core.http import public_base, read_body, success
 from mediagate.core.ids import new_id, random_base62
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
@@ -57,7 +57,7 @@ async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
     )
     async with core.db.write() as session:
         session.add(upload)
-    base = (core.settings.public_base_url or str(request.base_url)).rstrip("/")
+    base = public_base(request)
     return success(
         {
             "id": upload.id,

@@ -9,8 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from mediagate.catalog.loader import Catalog
 from mediagate.catalog.schemas import request_schema
 from mediagate.catalog.validation import validate_request
-from mediagate.core.http import read_json_body, success
+from mediagate.core.http import public_base, read_json_body, success
 from mediagate.core.state import core_state
+from mediagate.keys.cache import KeyCache
 from mediagate.keys.deps import CurrentKey
 from mediagate.keys.service import touch
 from mediagate.providers.registry import ProviderRegistry
@@ -29,11 +30,6 @@ ERRORS = {
     429: {"description": "rate_limit_error"},
     503: {"description": "provider_unavailable"},
 }
-
-
-def files_base(request: Request) -> str:
-    configured = core_state(request).settings.public_base_url
-    return (configured or str(request.base_url)).rstrip("/")
 
 
 def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIRouter:
@@ -65,6 +61,7 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         registry.routes(generation.model, generation.type, caller.mode)  # 503 before any hold
         key = check_key(idempotency_key)
         in_flight: InFlightKeys = request.app.state.idempotency
+        key_cache: KeyCache = request.app.state.key_cache
         fingerprint = service.request_fingerprint(body) if key else None
 
         async def submit() -> service.Submission:
@@ -77,7 +74,8 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
                     idempotency_key=key,
                     fingerprint=fingerprint,
                 )
-                await touch(session, caller.id)
+                if key_cache.due_for_touch(caller.id):
+                    await touch(session, caller.id)
                 if not submission.replayed:
                     await service.announce_new_task(session)
             return submission
@@ -106,6 +104,6 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         core = core_state(request)
         async with core.db.read() as session:
             task = await service.get_task(session, caller.account_id, task_id)
-        return success(service.task_as_data(task, files_base(request)))
+        return success(service.task_as_data(task, public_base(request)))
 
     return router

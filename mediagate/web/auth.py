@@ -1,9 +1,7 @@
 """Sign up, sign in, sign out. Every sign-in starts a new session (no fixation); sign-in
 attempts are rate limited per client address and per email."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mediagate.accounts import users
@@ -16,16 +14,15 @@ from mediagate.web.render import page, redirect
 from mediagate.web.security import (
     CSRF_COOKIE,
     SESSION_COOKIE,
+    MaybeViewer,
     check_csrf,
     form,
     pre_session_token,
     set_cookie,
-    viewer,
 )
-from mediagate.web.sessions import SESSION_DAYS, Viewer
+from mediagate.web.sessions import SESSION_DAYS
 
 router = APIRouter(include_in_schema=False)
-MaybeViewer = Annotated[Viewer | None, Depends(viewer)]
 
 
 def _auth_page(request: Request, name: str, status: int = 200, **context: object) -> Response:

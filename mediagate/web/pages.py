@@ -5,32 +5,25 @@ import csv
 import io
 import json
 from datetime import date
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mediagate.catalog.schemas import example_request, limits_text, model_as_data
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest
+from mediagate.core.http import public_base
 from mediagate.core.state import core_state
 from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
 from mediagate.tasks.service import task_as_data
 from mediagate.web import history
 from mediagate.web.render import page, redirect
-from mediagate.web.security import check_csrf, form, signed_in, viewer
+from mediagate.web.security import MaybeViewer, SignedIn, check_csrf, form
 from mediagate.web.sessions import Viewer
 
 router = APIRouter(include_in_schema=False)
-SignedIn = Annotated[Viewer, Depends(signed_in)]
-MaybeViewer = Annotated[Viewer | None, Depends(viewer)]
 GRACE_CHOICES = {"0": 0, "3600": 3600, "86400": 86400, "604800": 604800}
-
-
-def files_base(request: Request) -> str:
-    configured = core_state(request).settings.public_base_url
-    return (configured or str(request.base_url)).rstrip("/")
 
 
 @router.get("/")
@@ -49,7 +42,7 @@ async def dashboard(request: Request, who: SignedIn) -> Response:
         "dashboard.html",
         who,
         balances=balances,
-        tasks=[task_as_data(t, files_base(request)) for t in recent[:6]],
+        tasks=[task_as_data(t, public_base(request)) for t in recent[:6]],
     )
 
 
@@ -70,7 +63,7 @@ async def model_page(request: Request, model_id: str, who: MaybeViewer) -> Respo
         who,
         spec=spec,
         model=model_as_data(spec),
-        base=files_base(request),
+        base=public_base(request),
         example=json.dumps(example_request(spec)).replace("'", "'\\''"),
         limits=limits_text,
     )
@@ -250,7 +243,7 @@ async def tasks_gallery(request: Request, who: SignedIn) -> Response:
         request,
         "tasks.html",
         who,
-        tasks=[task_as_data(t, files_base(request)) for t in rows[:24]],
+        tasks=[task_as_data(t, public_base(request)) for t in rows[:24]],
         more=len(rows) > 24,
         at=at,
     )

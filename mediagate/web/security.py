@@ -3,9 +3,10 @@ same-origin checks, the session cookie and the response headers of every page.""
 
 import hmac
 import secrets
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from mediagate.core.errors import Forbidden, MediagateError
@@ -120,3 +121,7 @@ def page_headers(request: Request) -> dict[str, str]:
         "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }
+
+
+SignedIn = Annotated[Viewer, Depends(signed_in)]
+MaybeViewer = Annotated[Viewer | None, Depends(viewer)]

@@ -11,7 +11,7 @@ from mediagate.core.errors import AuthenticationFailed
 from mediagate.core.settings import Settings
 from mediagate.keys import service as key_service
 from mediagate.keys.models import ApiKey
-from tests.factories import KeyFactory
+from tests.factories import KeyFactory, generation
 
 
 def test_key_format_and_checksum() -> None:
@@ -113,3 +113,24 @@ async def test_a_verified_key_is_trusted_briefly_then_read_again(
 
 def db_engine(app: Any) -> Any:
     return app.state.core.db.engine.sync_engine
+
+
+async def test_last_used_is_recorded_without_a_write_per_request(
+    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+) -> None:
+    made = await keys(credits=60)
+    touches: list[str] = []
+    event.listen(
+        db_engine(app),
+        "before_cursor_execute",
+        lambda *a: touches.append(a[2]) if a[2].startswith("UPDATE api_keys") else None,
+    )
+    for _ in range(3):
+        answer = await client.post(
+            "/api/v1/images/generations", json=generation(), headers=made.headers
+        )
+        assert answer.status_code == 200
+    assert len(touches) == 1  # once a minute per key, not per request
+    async with db.read() as session:
+        key = await session.get_one(ApiKey, made.id)
+    assert key.last_used_at is not None

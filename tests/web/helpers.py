@@ -25,20 +25,22 @@ def page_token(html: str) -> str:
 async def sign_up(
     client: httpx.AsyncClient, email: str, password: str = PASSWORD
 ) -> httpx.Response:
-    page = await client.get("/signup")
-    return await client.post(
-        "/signup",
-        data={"email": email, "password": password, "csrf_token": form_token(page.text)},
-    )
+    return await _credentials_form(client, "/signup", email, password)
 
 
 async def sign_in(
     client: httpx.AsyncClient, email: str, password: str = PASSWORD
 ) -> httpx.Response:
-    page = await client.get("/login")
+    return await _credentials_form(client, "/login", email, password)
+
+
+async def _credentials_form(
+    client: httpx.AsyncClient, path: str, email: str, password: str
+) -> httpx.Response:
+    """Open the form (which sets its token cookie) and post it back with that token."""
+    page = await client.get(path)
     return await client.post(
-        "/login",
-        data={"email": email, "password": password, "csrf_token": form_token(page.text)},
+        path, data={"email": email, "password": password, "csrf_token": form_token(page.text)}
     )
 
 
