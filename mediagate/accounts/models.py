@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediagate.core.db import Base, UTCDateTime
@@ -16,6 +16,9 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
     """whsec_… secret that signs this account's task callbacks (made on first use)."""
+    tasks_in_progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Tasks accepted and not finished yet, kept by the transactions that accept and finish
+    them: the in-flight limit reads this one row instead of counting tasks."""
 
 
 class User(Base):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -44,6 +44,11 @@ _WRITE = "mediagate_write"
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for prebuilt statements on hot paths (no unit of work)."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

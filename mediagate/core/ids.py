@@ -15,7 +15,8 @@ def base62(n: int, width: int = 0) -> str:
 
 
 def random_base62(length: int) -> str:
-    return "".join(secrets.choice(BASE62) for _ in range(length))
+    """`length` uniformly random base62 characters (one call to the CSPRNG)."""
+    return base62(secrets.randbelow(62**length), length)
 
 
 def new_id(prefix: str, length: int = 22) -> str:

@@ -3,10 +3,11 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.core.clock import utcnow
+from mediagate.core.db import table_of
 from mediagate.ledger.errors import InsufficientCredits, InvalidAmount
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 
@@ -22,6 +23,38 @@ class Balance:
     @property
     def available(self) -> int:
         return self.posted - self.held
+
+
+# The statements on the paths every task takes (hold, capture, release), built once:
+# Core statements on the tables, with bound parameters, skip the ORM's unit of work.
+_accounts = table_of(LedgerAccount)
+_transfers = table_of(LedgerTransfer)
+_AVAILABLE = _accounts.c.credits_posted - _accounts.c.debits_posted - _accounts.c.debits_pending
+_TAKE = {
+    column: update(_accounts)
+    .where(_accounts.c.id == bindparam("wallet"), bindparam("amount") <= _AVAILABLE)
+    .values({column: _accounts.c[column] + bindparam("amount")})
+    for column in ("debits_pending", "debits_posted")
+}
+_SETTLE = {
+    "capture": update(_accounts)
+    .where(_accounts.c.id == bindparam("wallet"))
+    .values(
+        debits_pending=_accounts.c.debits_pending - bindparam("amount"),
+        debits_posted=_accounts.c.debits_posted + bindparam("amount"),
+    ),
+    "release": update(_accounts)
+    .where(_accounts.c.id == bindparam("wallet"))
+    .values(debits_pending=_accounts.c.debits_pending - bindparam("amount")),
+}
+_PENDING = select(
+    _transfers.c.kind,
+    _transfers.c.debit_account_id,
+    _transfers.c.credit_account_id,
+    _transfers.c.amount,
+    _transfers.c.task_id,
+).where(_transfers.c.id == bindparam("id"))
+_RECORD = insert(_transfers).returning(_transfers.c.id)
 
 
 def wallet_id(account_id: str, mode: str) -> str:
@@ -55,8 +88,9 @@ async def open_wallets(session: AsyncSession, account_id: str) -> None:
 
 async def grant(
     session: AsyncSession, account_id: str, mode: Mode, amount: int, *, reason: str
-) -> LedgerTransfer:
-    """Add `amount` credits to a wallet (from the operator's grants account)."""
+) -> int:
+    """Add `amount` credits to a wallet (from the operator's grants account); the
+    transfer's id."""
     _check_amount(amount)
     wallet = wallet_id(account_id, mode)
     await session.execute(
@@ -69,7 +103,7 @@ async def grant(
 
 async def debit(
     session: AsyncSession, account_id: str, mode: Mode, amount: int, *, reason: str
-) -> LedgerTransfer:
+) -> int:
     """Take `amount` available credits back from a wallet (operator correction)."""
     _check_amount(amount)
     wallet = wallet_id(account_id, mode)
@@ -79,20 +113,20 @@ async def debit(
 
 async def hold(
     session: AsyncSession, account_id: str, mode: Mode, amount: int, *, task_id: str
-) -> LedgerTransfer:
-    """Reserve `amount` for a task; 402 if it would overdraw the wallet."""
+) -> int:
+    """Reserve `amount` for a task; the hold's id. 402 if it would overdraw the wallet."""
     _check_amount(amount)
     wallet = wallet_id(account_id, mode)
     await _take_available(session, wallet, amount, posted=False)
     return await _record(session, "hold", wallet, revenue_id(mode), amount, task_id=task_id)
 
 
-async def capture(session: AsyncSession, hold_id: int) -> LedgerTransfer:
+async def capture(session: AsyncSession, hold_id: int) -> int:
     """Charge a hold (the task succeeded)."""
     return await _resolve(session, hold_id, "capture")
 
 
-async def release(session: AsyncSession, hold_id: int) -> LedgerTransfer:
+async def release(session: AsyncSession, hold_id: int) -> int:
     """Give a hold back (the task failed, timed out or was cancelled)."""
     return await _resolve(session, hold_id, "release")
 
@@ -154,36 +188,22 @@ async def _take_available(session: AsyncSession, wallet: str, amount: int, *, po
     """Move `amount` out of available in one conditional UPDATE: never below zero, also
     under concurrency (the row is locked by the update on PostgreSQL; SQLite write units
     are serialised by BEGIN IMMEDIATE)."""
-    column = LedgerAccount.debits_posted if posted else LedgerAccount.debits_pending
-    available = (
-        LedgerAccount.credits_posted - LedgerAccount.debits_posted - LedgerAccount.debits_pending
-    )
-    result = await session.execute(
-        update(LedgerAccount)
-        .where(LedgerAccount.id == wallet, available >= amount)
-        .values({column: column + amount})
-        .execution_options(synchronize_session=False)
-    )
+    statement = _TAKE["debits_posted" if posted else "debits_pending"]
+    result = await session.execute(statement, {"wallet": wallet, "amount": amount})
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return
-    current = await session.scalar(select(available).where(LedgerAccount.id == wallet))
+    current = await session.scalar(select(_AVAILABLE).where(_accounts.c.id == wallet))
     raise InsufficientCredits(
         f"Insufficient credits: {amount} needed, {int(current or 0)} available"
     )
 
 
-async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> LedgerTransfer:
-    pending = await session.get_one(LedgerTransfer, hold_id)
+async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> int:
+    pending = (await session.execute(_PENDING, {"id": hold_id})).one()
     if pending.kind != "hold":
         raise ValueError(f"transfer {hold_id} is not a hold")
-    values: dict[str, object] = {"debits_pending": LedgerAccount.debits_pending - pending.amount}
-    if kind == "capture":
-        values["debits_posted"] = LedgerAccount.debits_posted + pending.amount
     await session.execute(
-        update(LedgerAccount)
-        .where(LedgerAccount.id == pending.debit_account_id)
-        .values(values)
-        .execution_options(synchronize_session=False)
+        _SETTLE[kind], {"wallet": pending.debit_account_id, "amount": pending.amount}
     )
     return await _record(
         session,
@@ -191,7 +211,7 @@ async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> LedgerTran
         pending.debit_account_id,
         pending.credit_account_id,
         pending.amount,
-        pending_id=pending.id,
+        pending_id=hold_id,
         task_id=pending.task_id,
     )
 
@@ -206,17 +226,16 @@ async def _record(
     pending_id: int | None = None,
     task_id: str | None = None,
     reason: str | None = None,
-) -> LedgerTransfer:
-    transfer = LedgerTransfer(
-        kind=kind,
-        debit_account_id=debit_account,
-        credit_account_id=credit_account,
-        amount=amount,
-        pending_id=pending_id,
-        task_id=task_id,
-        reason=reason,
-        created_at=utcnow(),
-    )
-    session.add(transfer)
-    await session.flush()
-    return transfer
+) -> int:
+    """Write one transfer; its id."""
+    values = {
+        "kind": kind,
+        "debit_account_id": debit_account,
+        "credit_account_id": credit_account,
+        "amount": amount,
+        "pending_id": pending_id,
+        "task_id": task_id,
+        "reason": reason,
+        "created_at": utcnow(),
+    }
+    return int((await session.execute(_RECORD, values)).scalar_one())

@@ -47,7 +47,7 @@ from mediagate.runner.steps import (
 )
 from mediagate.runner.wakeups import RedisListener, TaskListener
 from mediagate.tasks.models import Task
-from mediagate.tasks.service import task_as_data
+from mediagate.tasks.service import free_slot, task_as_data
 from mediagate.webhooks import service as webhooks
 from mediagate.webhooks.service import CallbackSender
 
@@ -347,6 +347,7 @@ class Runner:
                 session, task, worker=self.worker, values=values, release=True
             ):
                 raise LeaseLost()
+            await free_slot(session, task.account_id)
             if task.hold_id is not None:
                 if outcome.status == "completed":
                     await ledger.capture(session, task.hold_id)

@@ -92,8 +92,9 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         if not submission.replayed:
             wakeups: Wakeups = request.app.state.wakeups
             await wakeups.announce()
-        task = submission.task
-        return success({"task_id": task.id, "status": service.API_STATUS[task.status]})
+        return success(
+            {"task_id": submission.task_id, "status": service.API_STATUS[submission.status]}
+        )
 
     @router.get(
         "/tasks/{task_id}",

@@ -31,8 +31,8 @@ async def test_hold_capture_release(db: Database) -> None:
         h1 = await ledger.hold(s, acc, "live", 6, task_id="t1")
         h2 = await ledger.hold(s, acc, "live", 6, task_id="t2")
         assert await ledger.balance(s, acc, "live") == ledger.Balance(posted=20, held=12)
-        await ledger.capture(s, h1.id)
-        await ledger.release(s, h2.id)
+        await ledger.capture(s, h1)
+        await ledger.release(s, h2)
         balance = await ledger.balance(s, acc, "live")
         assert (balance.posted, balance.held, balance.available) == (14, 0, 14)
         assert await ledger.recompute_balance(s, acc, "live") == balance
@@ -44,8 +44,7 @@ async def test_a_hold_resolves_once(db: Database) -> None:
     acc = await new_account(db)
     async with db.write() as s:
         await ledger.grant(s, acc, "test", 10, reason="x")
-        hold = await ledger.hold(s, acc, "test", 6, task_id="t1")
-        hold_id = hold.id
+        hold_id = await ledger.hold(s, acc, "test", 6, task_id="t1")
         await ledger.capture(s, hold_id)
     with pytest.raises(IntegrityError):
         async with db.write() as s:
@@ -135,9 +134,11 @@ async def _check_sequence(url: str, ops: list[tuple[str, int]]) -> None:
                         await ledger.debit(s, acc, "live", n, reason="p")
                         posted -= n
                     elif op == "hold":
-                        h = await ledger.hold(s, acc, "live", n, task_id=f"{acc}-{holds_made}")
+                        hold_id = await ledger.hold(
+                            s, acc, "live", n, task_id=f"{acc}-{holds_made}"
+                        )
                         holds_made += 1
-                        open_holds.append((h.id, n))
+                        open_holds.append((hold_id, n))
                         held += n
                     elif open_holds:
                         hold_id, amount = open_holds.pop(n % len(open_holds))

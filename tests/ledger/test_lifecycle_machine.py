@@ -3,8 +3,8 @@ real runner write-backs: submit, succeed, fail, expire, duplicate finalize, conc
 finalize (a stale owner), idempotent replay. After every step:
   every transfer moves a positive amount between two different accounts (sums to zero),
   available >= 0, each hold resolves at most once (exactly once for a finished task),
-  a task is captured at most once, and the cached balance equals the one recomputed
-  from the transfers."""
+  a task is captured at most once, the cached balance equals the one recomputed
+  from the transfers, and the account's counter of tasks in progress equals the count."""
 
 import asyncio
 import contextlib
@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select, update
 
 from mediagate.accounts import service as accounts
+from mediagate.accounts.models import Account
 from mediagate.catalog.loader import load_catalog
 from mediagate.catalog.validation import validate_request
 from mediagate.core.clock import utcnow
@@ -119,7 +120,7 @@ def machine_for(settings_: Settings) -> type[RuleBasedStateMachine]:
                         idempotency_key=key,
                         fingerprint=tasks.request_fingerprint(body) if key else None,
                     )
-                return sub.task.id
+                return sub.task_id
 
             try:
                 return self.run(go())
@@ -280,6 +281,11 @@ def machine_for(settings_: Settings) -> type[RuleBasedStateMachine]:
                         .select_from(Task)
                         .where(Task.account_id == self.account)
                     ) == len(holds)
+                    in_progress = sum(1 for _, status, _ in rows if status == "in_progress")
+                    counter = await s.scalar(
+                        select(Account.tasks_in_progress).where(Account.id == self.account)
+                    )
+                    assert counter == in_progress
 
             self.run(go())
 

@@ -14,11 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from mediagate.app import create_app
+from mediagate.app import build_runner, create_app
 from mediagate.core.clock import utcnow
 from mediagate.core.settings import Settings
 from mediagate.keys.models import ApiKey
 from mediagate.keys.service import checksum
+from mediagate.ledger import service as ledger
 from tests.factories import KeyFactory, generation
 
 URL = "/api/v1/images/generations"
@@ -243,13 +244,24 @@ async def test_429_in_flight_task_cap(make_settings: Any, keys: KeyFactory) -> N
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
     ):
-        key = await keys()
+        key = await keys(credits=18)
         results = [await c.post(URL, json=generation(), headers=key.headers) for _ in range(3)]
         credits = (await c.get("/api/v1/account", headers=key.headers)).json()["data"]["credits"]
-    assert [r.status_code for r in results[:2]] == [200, 200]
-    assert_error(results[2], 429, "rate_limit_error")
-    assert "Retry-After" in results[2].headers
-    assert credits["held"] == 12
+        assert [r.status_code for r in results[:2]] == [200, 200]
+        assert_error(results[2], 429, "rate_limit_error")
+        assert "Retry-After" in results[2].headers
+        assert credits["held"] == 12
+        # Finished tasks give their slots back; a refused submit (402) takes none.
+        core = app.state.core
+        await build_runner(core.db, core.settings, core.catalog, app.state.components).drain()
+        after = [await c.post(URL, json=generation(), headers=key.headers) for _ in range(2)]
+        assert after[0].status_code == 200  # the last 6 credits
+        assert_error(after[1], 402, "insufficient_credits")
+        async with core.db.write() as session:
+            await ledger.grant(session, key.account_id, "test", 12, reason="top-up")
+        after = [await c.post(URL, json=generation(), headers=key.headers) for _ in range(2)]
+        assert after[0].status_code == 200
+        assert_error(after[1], 429, "rate_limit_error")
 
 
 async def test_503_live_key_without_a_configured_provider(
