@@ -20,6 +20,7 @@ from mediagate.accounts.routes import router as account_router
 from mediagate.catalog.loader import Catalog, load_catalog
 from mediagate.catalog.routes import router as catalog_router
 from mediagate.core.db import Database
+from mediagate.core.heap import freeze_startup_objects
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
 from mediagate.core.logs import configure_logging
 from mediagate.core.migrate import current_revisions, head_revisions
@@ -130,7 +131,8 @@ def build_runner(
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
+    """The app; `server_process` when it is the process's whole life (`mediagate serve`)."""
     catalog = load_catalog(settings.catalog_paths)
 
     @asynccontextmanager
@@ -159,6 +161,8 @@ def create_app(settings: Settings) -> FastAPI:
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
         app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
+        if server_process:
+            freeze_startup_objects()
         try:
             yield
         finally:
@@ -227,4 +231,4 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` (each server process builds its own Settings)."""
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, server_process=True)

@@ -21,6 +21,7 @@ from mediagate.catalog.loader import load_catalog
 from mediagate.core.clock import isoformat, utcnow
 from mediagate.core.db import Database
 from mediagate.core.errors import MediagateError
+from mediagate.core.heap import freeze_startup_objects
 from mediagate.core.logs import configure_logging
 from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
@@ -312,6 +313,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        freeze_startup_objects()
         run = asyncio.create_task(runner.run())
         await stop.wait()
         log.info("stopping: finishing running steps (grace %.0f s)", args.grace)

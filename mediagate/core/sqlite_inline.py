@@ -92,6 +92,11 @@ class InlineConnection:
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (core/prepared.py runs statements on it)."""
+        return self._conn
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 

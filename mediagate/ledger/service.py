@@ -4,10 +4,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.core.clock import utcnow
 from mediagate.core.db import table_of
+from mediagate.core.prepared import Prepared
 from mediagate.ledger.errors import InsufficientCredits, InvalidAmount
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 
@@ -25,36 +27,47 @@ class Balance:
         return self.posted - self.held
 
 
-# The statements on the paths every task takes (hold, capture, release), built once:
-# Core statements on the tables, with bound parameters, skip the ORM's unit of work.
+# The statements on the paths every task takes (hold, capture, release), built and
+# compiled once (core/prepared.py): no unit of work, no per-call statement building.
 _accounts = table_of(LedgerAccount)
 _transfers = table_of(LedgerTransfer)
 _AVAILABLE = _accounts.c.credits_posted - _accounts.c.debits_posted - _accounts.c.debits_pending
 _TAKE = {
-    column: update(_accounts)
-    .where(_accounts.c.id == bindparam("wallet"), bindparam("amount") <= _AVAILABLE)
-    .values({column: _accounts.c[column] + bindparam("amount")})
+    column: Prepared(
+        update(_accounts)
+        .where(_accounts.c.id == bindparam("wallet"), bindparam("amount") <= _AVAILABLE)
+        .values({column: _accounts.c[column] + bindparam("amount")})
+    )
     for column in ("debits_pending", "debits_posted")
 }
 _SETTLE = {
-    "capture": update(_accounts)
-    .where(_accounts.c.id == bindparam("wallet"))
-    .values(
-        debits_pending=_accounts.c.debits_pending - bindparam("amount"),
-        debits_posted=_accounts.c.debits_posted + bindparam("amount"),
+    "capture": Prepared(
+        update(_accounts)
+        .where(_accounts.c.id == bindparam("wallet"))
+        .values(
+            debits_pending=_accounts.c.debits_pending - bindparam("amount"),
+            debits_posted=_accounts.c.debits_posted + bindparam("amount"),
+        )
     ),
-    "release": update(_accounts)
-    .where(_accounts.c.id == bindparam("wallet"))
-    .values(debits_pending=_accounts.c.debits_pending - bindparam("amount")),
+    "release": Prepared(
+        update(_accounts)
+        .where(_accounts.c.id == bindparam("wallet"))
+        .values(debits_pending=_accounts.c.debits_pending - bindparam("amount"))
+    ),
 }
-_PENDING = select(
-    _transfers.c.kind,
-    _transfers.c.debit_account_id,
-    _transfers.c.credit_account_id,
-    _transfers.c.amount,
-    _transfers.c.task_id,
-).where(_transfers.c.id == bindparam("id"))
-_RECORD = insert(_transfers).returning(_transfers.c.id)
+_PENDING = Prepared(
+    select(
+        _transfers.c.kind,
+        _transfers.c.debit_account_id,
+        _transfers.c.credit_account_id,
+        _transfers.c.amount,
+        _transfers.c.task_id,
+    ).where(_transfers.c.id == bindparam("id"))
+)
+_RECORD = Prepared(
+    insert(_transfers).returning(_transfers.c.id),
+    columns=[c.name for c in _transfers.c if c.name != "id"],
+)
 
 
 def wallet_id(account_id: str, mode: str) -> str:
@@ -189,8 +202,7 @@ async def _take_available(session: AsyncSession, wallet: str, amount: int, *, po
     under concurrency (the row is locked by the update on PostgreSQL; SQLite write units
     are serialised by BEGIN IMMEDIATE)."""
     statement = _TAKE["debits_posted" if posted else "debits_pending"]
-    result = await session.execute(statement, {"wallet": wallet, "amount": amount})
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if (await statement.run(session, {"wallet": wallet, "amount": amount})).rowcount == 1:
         return
     current = await session.scalar(select(_AVAILABLE).where(_accounts.c.id == wallet))
     raise InsufficientCredits(
@@ -199,20 +211,21 @@ async def _take_available(session: AsyncSession, wallet: str, amount: int, *, po
 
 
 async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> int:
-    pending = (await session.execute(_PENDING, {"id": hold_id})).one()
-    if pending.kind != "hold":
+    row = (await _PENDING.run(session, {"id": hold_id})).row
+    if row is None:
+        raise NoResultFound(f"no transfer {hold_id}")
+    pending_kind, debit_account, credit_account, amount, task_id = row
+    if pending_kind != "hold":
         raise ValueError(f"transfer {hold_id} is not a hold")
-    await session.execute(
-        _SETTLE[kind], {"wallet": pending.debit_account_id, "amount": pending.amount}
-    )
+    await _SETTLE[kind].run(session, {"wallet": debit_account, "amount": amount})
     return await _record(
         session,
         kind,
-        pending.debit_account_id,
-        pending.credit_account_id,
-        pending.amount,
+        debit_account,
+        credit_account,
+        amount,
         pending_id=hold_id,
-        task_id=pending.task_id,
+        task_id=task_id,
     )
 
 
@@ -238,4 +251,6 @@ async def _record(
         "reason": reason,
         "created_at": utcnow(),
     }
-    return int((await session.execute(_RECORD, values)).scalar_one())
+    row = (await _RECORD.run(session, values)).row
+    assert row is not None
+    return int(row[0])

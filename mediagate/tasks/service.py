@@ -18,6 +18,7 @@ from mediagate.core.clock import isoformat, utcnow
 from mediagate.core.db import table_of
 from mediagate.core.errors import IdempotencyMismatch, NotFound, RateLimited
 from mediagate.core.ids import new_id
+from mediagate.core.prepared import Prepared
 from mediagate.keys.service import AuthedKey
 from mediagate.ledger import service as ledger
 from mediagate.tasks.models import IdempotencyKey, Task
@@ -28,20 +29,26 @@ API_STATUS = {"in_progress": "IN_PROGRESS", "completed": "completed", "failed": 
 
 _accounts = table_of(Account)
 _tasks = table_of(Task)
-_TAKE_SLOT = (
+_TAKE_SLOT = Prepared(
     update(_accounts)
     .where(
         _accounts.c.id == bindparam("account"), _accounts.c.tasks_in_progress < bindparam("limit")
     )
     .values(tasks_in_progress=_accounts.c.tasks_in_progress + 1)
 )
-_FREE_SLOT = (
+_FREE_SLOT = Prepared(
     update(_accounts)
     .where(_accounts.c.id == bindparam("account"))
     .values(tasks_in_progress=_accounts.c.tasks_in_progress - 1)
 )
-_INSERT_TASK = insert(_tasks)
-_INSERT_KEY = insert(table_of(IdempotencyKey))
+_NEW_TASK_COLUMNS = (
+    *("id", "account_id", "key_id", "mode", "model", "type", "params", "price", "hold_id"),
+    *("callback_url", "status", "step", "next_run_at", "deadline_at", "attempt"),
+    *("step_errors", "polls", "created_at", "updated_at"),
+)
+_INSERT_TASK = Prepared(insert(_tasks), columns=_NEW_TASK_COLUMNS)
+_keys = table_of(IdempotencyKey)
+_INSERT_KEY = Prepared(insert(_keys), columns=[c.name for c in _keys.c])
 _STATUS = select(_tasks.c.status).where(_tasks.c.id == bindparam("id"))
 
 
@@ -79,8 +86,8 @@ async def submit_generation(
     )
     params = dict(request.params)
     callback_url = params.pop("callback_url", None)
-    await session.execute(
-        _INSERT_TASK,
+    await _INSERT_TASK.run(
+        session,
         {
             "id": task_id,
             "account_id": caller.account_id,
@@ -104,8 +111,8 @@ async def submit_generation(
         },
     )
     if idempotency_key is not None and fingerprint is not None:
-        await session.execute(
-            _INSERT_KEY,
+        await _INSERT_KEY.run(
+            session,
             {
                 "account_id": caller.account_id,
                 "key": idempotency_key,
@@ -121,8 +128,8 @@ async def submit_generation(
 async def _take_slot(session: AsyncSession, account_id: str, max_in_flight: int) -> None:
     """One more task in progress for the account, or 429 at the limit (one conditional
     UPDATE of the account's counter: the cost does not grow with the tasks queued)."""
-    taken = await session.execute(_TAKE_SLOT, {"account": account_id, "limit": max_in_flight})
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    taken = await _TAKE_SLOT.run(session, {"account": account_id, "limit": max_in_flight})
+    if taken.rowcount != 1:
         raise RateLimited(
             f"Too many tasks in progress ({max_in_flight} at most); wait for some to finish",
             retry_after_s=5,
@@ -131,7 +138,7 @@ async def _take_slot(session: AsyncSession, account_id: str, max_in_flight: int)
 
 async def free_slot(session: AsyncSession, account_id: str) -> None:
     """A task of the account finished (in the transaction that finishes it)."""
-    await session.execute(_FREE_SLOT, {"account": account_id})
+    await _FREE_SLOT.run(session, {"account": account_id})
 
 
 NEW_TASK_CHANNEL = "mediagate_tasks"
