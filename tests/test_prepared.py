@@ -145,3 +145,17 @@ async def test_on_the_inline_sqlite_driver_it_skips_sqlalchemys_execute(
         assert len(statements) == 2
     async with db.read() as session:
         assert (await session.get_one(Task, "task_1")).polls == 1
+
+
+async def test_a_read_alone_sees_each_commit_and_converts_its_columns(db: Database) -> None:
+    """`one`: on SQLite the database's reader connection, no session; a fresh snapshot per
+    statement, so what a unit of work committed a moment ago is there."""
+    acc = await account(db)
+    assert await READ_TIMES.one(db, {"task": "task_1"}) is None
+    async with db.write() as session:
+        await INSERT.run(session, task_values("task_1", acc))
+    assert await READ_TIMES.one(db, {"task": "task_1"}) == (task_values("x", acc)["created_at"],)
+    async with db.write() as session:
+        await BUMP.run(session, {"task": "task_1"})
+        await session.execute(update(tasks).values(status="completed"))
+    assert await READ_PLAIN.one(db, {"task": "task_1"}) == ("completed", 6)

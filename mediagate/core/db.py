@@ -9,6 +9,7 @@ at commit; read units use a plain deferred transaction and, under WAL, never blo
 import asyncio
 import fcntl
 import os
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,6 +93,9 @@ class Database:
             sqlite_inline=sqlite_inline,
         )
         self._gate = SqliteWriteGate(url) if url.startswith("sqlite") else None
+        on_disk = url.startswith("sqlite") and sqlite_path(url) not in ("", ":memory:")
+        self._reader_path = sqlite_path(url) if on_disk and sqlite_inline else None
+        self._reader: sqlite3.Connection | None = None
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
@@ -122,7 +126,26 @@ class Database:
         async with self._reads() as session, session.begin():
             yield session
 
+    def sqlite_reader(self) -> sqlite3.Connection | None:
+        """On the inline SQLite driver, one autocommit connection for reads that are a
+        single statement (core/prepared.py `one`): each SELECT is its own snapshot, and
+        as inline calls never yield, the event loop's requests take turns on it without a
+        pool or a transaction. None elsewhere."""
+        if self._reader is None and self._reader_path is not None:
+            reader = sqlite3.connect(
+                self._reader_path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+            reader.execute("PRAGMA query_only=ON")
+            self._reader = reader
+        return self._reader
+
     async def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         await self.engine.dispose()
         if self._gate is not None:
             self._gate.close()
@@ -135,7 +158,7 @@ def _create_engine(
         ensure_sqlite_dir(url)
         timeout_s = SQLITE_BUSY_TIMEOUT_MS / 1000
         options: dict[str, Any] = (
-            {"async_creator": inline_creator(url.split("///", 1)[-1], timeout_s)}
+            {"async_creator": inline_creator(sqlite_path(url), timeout_s)}
             if sqlite_inline
             else {"connect_args": {"timeout": timeout_s}}
         )
@@ -161,7 +184,7 @@ class SqliteWriteGate:
 
     def __init__(self, url: str) -> None:
         ensure_sqlite_dir(url)
-        self.path = url.split("///", 1)[-1] + ".write-lock"
+        self.path = sqlite_path(url) + ".write-lock"
         self._fd: int | None = None
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -207,8 +230,12 @@ class SqliteWriteGate:
             raise
 
 
+def sqlite_path(url: str) -> str:
+    return url.split("///", 1)[-1]
+
+
 def ensure_sqlite_dir(url: str) -> None:
-    path = url.split("///", 1)[-1]
+    path = sqlite_path(url)
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 

@@ -4,10 +4,11 @@
 call: about 0.1 ms of Python, several times what SQLite itself spends on a one-row insert
 or update. Accepting a task runs four such statements, and that overhead was most of the
 request. A `Prepared` statement is still one ordinary Core statement for both databases;
-on the inline SQLite driver (core/sqlite_inline.py) it is compiled once, its parameters
-go through the column types' own bind processors, and it runs on the sqlite3 connection
-of the session's transaction. Everywhere else (PostgreSQL, aiosqlite), or when a result
-column would need converting, it simply goes through `session.execute`.
+on the inline SQLite driver (core/sqlite_inline.py) it is compiled once, parameters and
+results go through the column types' own processors, and it runs on the sqlite3
+connection of the session's transaction (`run`) or, for a one-statement read, on the
+database's reader connection without any session (`one`). Everywhere else (PostgreSQL,
+aiosqlite) it simply goes through `session.execute`.
 
 Only for statements that name every value they write: SQLAlchemy's Python-side column
 defaults are not applied on the direct path.
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BindParameter
 
+from mediagate.core.db import Database
 from mediagate.core.sqlite_inline import InlineConnection
 
 _DRIVER = "mediagate.sqlite_connection"
@@ -44,6 +46,8 @@ class _Compiled:
     """Each positional parameter's name and its type's bind processor."""
     fixed: dict[str, Any]
     """Values the statement carries itself (the 1 of `column + 1`)."""
+    results: list[Callable[[Any], Any] | None]
+    """Each returned column's result processor."""
 
 
 class Prepared:
@@ -53,35 +57,40 @@ class Prepared:
         """`columns`: for an INSERT without `.values()`, the columns every call gives."""
         self.statement = statement
         self.columns = list(columns) if columns is not None else None
-        self._compiled: dict[str, _Compiled | None] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
     async def run(self, session: AsyncSession, params: Mapping[str, Any]) -> Outcome:
+        """Run it in the session's unit of work."""
         connection = await _sqlite_connection(session)
-        compiled = self._compile(session.get_bind().dialect) if connection is not None else None
-        if connection is not None and compiled is not None:
-            return _run_direct(connection, compiled, params)
+        if connection is not None:
+            return _run_direct(connection, self._compile(session.get_bind().dialect), params)
         result = await session.execute(self.statement, dict(params))
         row = result.first() if len(self.statement.exported_columns) else None
         count: int = result.rowcount  # type: ignore[attr-defined]
         return Outcome(count, tuple(row) if row is not None else None)
 
-    def _compile(self, dialect: Dialect) -> _Compiled | None:
-        """Compiled once per dialect; None where a result column needs converting."""
+    async def one(self, db: Database, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a read that stands alone (one statement, its own snapshot)."""
+        reader = db.sqlite_reader()
+        if reader is not None:
+            return _run_direct(reader, self._compile(db.engine.dialect), params).row
+        async with db.read() as session:
+            return (await self.run(session, params)).row
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        """Compiled once per dialect (positional parameters: SQLite's qmark style)."""
         if dialect.name not in self._compiled:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
-            plain = all(
-                column.type.dialect_impl(dialect).result_processor(dialect, None) is None
-                for column in self.statement.exported_columns
-            )
             order = compiled.positiontup
-            self._compiled[dialect.name] = (
-                _Compiled(
-                    compiled.string,
-                    [(name, _bind_processor(compiled.binds[name], dialect)) for name in order],
-                    {n: b.effective_value for n, b in compiled.binds.items() if not b.required},
-                )
-                if plain and order is not None
-                else None
+            assert order is not None, "a positional paramstyle is expected"
+            self._compiled[dialect.name] = _Compiled(
+                compiled.string,
+                [(name, _bind_processor(compiled.binds[name], dialect)) for name in order],
+                {n: b.effective_value for n, b in compiled.binds.items() if not b.required},
+                [
+                    column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for column in self.statement.exported_columns
+                ],
             )
         return self._compiled[dialect.name]
 
@@ -103,6 +112,11 @@ def _run_direct(
         row = cursor.fetchone() if cursor.description else None
     except sqlite3.Error as exc:
         raise DBAPIError.instance(compiled.sql, values, exc, sqlite3.Error) from exc
+    if row is not None and any(compiled.results):
+        row = tuple(
+            process(value) if process is not None else value
+            for process, value in zip(compiled.results, row, strict=True)
+        )
     return Outcome(cursor.rowcount, row)
 
 

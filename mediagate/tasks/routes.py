@@ -102,9 +102,7 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         responses={401: ERRORS[401], 404: {"description": "not_found"}},
     )
     async def get_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
-        core = core_state(request)
-        async with core.db.read() as session:
-            task = await service.get_task(session, caller.account_id, task_id)
+        task = await service.get_task(core_state(request).db, caller.account_id, task_id)
         return success(service.task_as_data(task, public_base(request)))
 
     return router

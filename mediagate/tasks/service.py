@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediagate.accounts.models import Account
 from mediagate.catalog.validation import GenerationRequest
 from mediagate.core.clock import isoformat, utcnow
-from mediagate.core.db import table_of
+from mediagate.core.db import Database, table_of
 from mediagate.core.errors import IdempotencyMismatch, NotFound, RateLimited
 from mediagate.core.ids import new_id
 from mediagate.core.prepared import Prepared
@@ -50,6 +50,27 @@ _INSERT_TASK = Prepared(insert(_tasks), columns=_NEW_TASK_COLUMNS)
 _keys = table_of(IdempotencyKey)
 _INSERT_KEY = Prepared(insert(_keys), columns=[c.name for c in _keys.c])
 _STATUS = select(_tasks.c.status).where(_tasks.c.id == bindparam("id"))
+
+
+class TaskView(NamedTuple):
+    """What the API shows of a task (GET /api/v1/tasks/{id}), read in one statement."""
+
+    id: str
+    account_id: str
+    model: str
+    type: str
+    status: str
+    price: int
+    images: list[dict[str, Any]] | None
+    error_type: str | None
+    error_message: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+_TASK_VIEW = Prepared(
+    select(*(_tasks.c[name] for name in TaskView._fields)).where(_tasks.c.id == bindparam("id"))
+)
 
 
 @dataclass(frozen=True)
@@ -170,15 +191,16 @@ async def _replay(
     return Submission(row.task_id, status, replayed=True)
 
 
-async def get_task(session: AsyncSession, account_id: str, task_id: str) -> Task:
+async def get_task(db: Database, account_id: str, task_id: str) -> TaskView:
     """The account's task; another account's task is as unknown as a missing one."""
-    task = await session.get(Task, task_id)
+    row = await _TASK_VIEW.one(db, {"id": task_id})
+    task = TaskView(*row) if row is not None else None
     if task is None or task.account_id != account_id:
         raise NotFound(f"No task {task_id!r}", param="task_id")
     return task
 
 
-def task_as_data(task: Task, files_base: str) -> dict[str, Any]:
+def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
     """The public task object (GET /api/v1/tasks/{id}, callbacks)."""
     images = (
         [
