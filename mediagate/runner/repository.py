@@ -1,14 +1,18 @@
 """Lease queries on the tasks table. Dialect-specific SQL sits here, one function each."""
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediagate.core.db import table_of
+from mediagate.core.prepared import Prepared
 from mediagate.tasks.models import Task
 
 _claimable = (Task.status == "in_progress", Task.lease_owner.is_(None))
+_tasks = table_of(Task)
 
 
 async def claim_due(
@@ -56,13 +60,23 @@ async def write_back(
     False means the lease was lost and nothing changed."""
     if release:
         values = {**values, "lease_owner": None, "lease_expires_at": None}
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.lease_owner == worker, Task.attempt == task.attempt)
-        .values(values)
-        .execution_options(synchronize_session=False)
+    fence = {"fence_task": task.id, "fence_owner": worker, "fence_attempt": task.attempt}
+    written = await _write_back(tuple(sorted(values))).run(session, {**values, **fence})
+    return written.rowcount == 1
+
+
+@functools.cache
+def _write_back(columns: tuple[str, ...]) -> Prepared:
+    """The fenced UPDATE setting `columns`, prepared once per set of columns (a handful:
+    each step writes the same ones every time)."""
+    return Prepared(
+        update(_tasks).where(
+            _tasks.c.id == bindparam("fence_task"),
+            _tasks.c.lease_owner == bindparam("fence_owner"),
+            _tasks.c.attempt == bindparam("fence_attempt"),
+        ),
+        columns=columns,
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 RECONCILER_LOCK = 0x6D6564696167  # "mediag"

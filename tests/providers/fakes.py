@@ -12,6 +12,7 @@ Behaviour is chosen per task by markers in the prompt (or a wrong key):
 
 import asyncio
 import contextlib
+import functools
 import io
 import random
 import socket
@@ -63,7 +64,10 @@ class FakeState:
         return [f"{self.base}/{path}/{task_id}/{i}.png" for i in range(task["count"])]
 
 
+@functools.lru_cache(maxsize=16)
 def png(index: int) -> bytes:
+    """Made once per index: a real provider serves a stored file, so rendering it on every
+    download would count the fake's own work as the gateway's latency in bench/latency.py."""
     out = io.BytesIO()
     Image.new("RGB", (640, 480), (20 * index, 90, 160)).save(out, format="PNG")
     return out.getvalue()
