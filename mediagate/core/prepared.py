@@ -35,8 +35,13 @@ _DRIVER = "mediagate.sqlite_connection"
 @dataclass(frozen=True)
 class Outcome:
     rowcount: int
-    row: tuple[Any, ...] | None
-    """The first row returned (RETURNING or SELECT), if any."""
+    rows: list[tuple[Any, ...]]
+    """The rows returned (RETURNING or SELECT)."""
+
+    @property
+    def row(self) -> tuple[Any, ...] | None:
+        """The first row, if any."""
+        return self.rows[0] if self.rows else None
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,9 @@ class Prepared:
         if connection is not None:
             return _run_direct(connection, self._compile(session.get_bind().dialect), params)
         result = await session.execute(self.statement, dict(params))
-        row = result.first() if len(self.statement.exported_columns) else None
+        rows = [tuple(r) for r in result] if len(self.statement.exported_columns) else []
         count: int = result.rowcount  # type: ignore[attr-defined]
-        return Outcome(count, tuple(row) if row is not None else None)
+        return Outcome(count, rows)
 
     async def one(self, db: Database, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a read that stands alone (one statement, its own snapshot)."""
@@ -109,15 +114,18 @@ def _run_direct(
     ]
     try:
         cursor = connection.execute(compiled.sql, values)
-        row = cursor.fetchone() if cursor.description else None
+        rows = cursor.fetchall() if cursor.description else []
     except sqlite3.Error as exc:
         raise DBAPIError.instance(compiled.sql, values, exc, sqlite3.Error) from exc
-    if row is not None and any(compiled.results):
-        row = tuple(
-            process(value) if process is not None else value
-            for process, value in zip(compiled.results, row, strict=True)
-        )
-    return Outcome(cursor.rowcount, row)
+    if rows and any(compiled.results):
+        rows = [
+            tuple(
+                process(value) if process is not None else value
+                for process, value in zip(compiled.results, row, strict=True)
+            )
+            for row in rows
+        ]
+    return Outcome(cursor.rowcount, rows)
 
 
 async def _sqlite_connection(session: AsyncSession) -> sqlite3.Connection | None:

@@ -4,10 +4,10 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, String, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediagate.core.db import table_of
+from mediagate.core.db import UTCDateTime, table_of
 from mediagate.core.prepared import Prepared
 from mediagate.tasks.models import Task
 
@@ -24,28 +24,39 @@ async def claim_due(
     claim side by side without waiting, and the LIMIT holds (as a plain `IN (subquery)` it
     does not: the planner may run the subquery more than once). SQLite: the write unit
     holds the database lock (BEGIN IMMEDIATE), so select + update is already atomic.
+    The tasks come back as plain (transient) Task objects: steps only read them.
     """
+    claim = _claim(session.get_bind().dialect.name == "postgresql")
+    params = {"worker": worker, "now": now, "until": now + timedelta(seconds=lease_s)}
+    rows = (await claim.run(session, {**params, "limit": limit})).rows
+    return [Task(**dict(zip(_TASK_COLUMNS, row, strict=True))) for row in rows]
+
+
+_TASK_COLUMNS = [c.key for c in _tasks.c]
+
+
+@functools.cache
+def _claim(skip_locked: bool) -> Prepared:
+    claimable = (_tasks.c.status == "in_progress", _tasks.c.lease_owner.is_(None))
     due = (
-        select(Task.id)
-        .where(*_claimable, Task.next_run_at <= now)
-        .order_by(Task.next_run_at)
-        .limit(limit)
+        select(_tasks.c.id)
+        .where(*claimable, _tasks.c.next_run_at <= bindparam("now", type_=UTCDateTime()))
+        .order_by(_tasks.c.next_run_at)
+        .limit(bindparam("limit", type_=Integer()))
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if skip_locked:
         due = due.with_for_update(skip_locked=True)
     picked = due.cte("due")
-    result = await session.scalars(
-        update(Task)
-        .where(Task.id == picked.c.id, *_claimable)
+    return Prepared(
+        update(_tasks)
+        .where(_tasks.c.id == picked.c.id, *claimable)
         .values(
-            lease_owner=worker,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            attempt=Task.attempt + 1,
+            lease_owner=bindparam("worker", type_=String()),
+            lease_expires_at=bindparam("until", type_=UTCDateTime()),
+            attempt=_tasks.c.attempt + 1,
         )
-        .returning(Task)
-        .execution_options(synchronize_session=False)
+        .returning(*_tasks.c)
     )
-    return list(result)
 
 
 async def write_back(

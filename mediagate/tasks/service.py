@@ -234,10 +234,13 @@ def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
 
 async def poll_now(session: AsyncSession, task_id: str) -> bool:
     """Make a task waiting on its provider due now (an upstream callback arrived)."""
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.status == "in_progress", Task.step == "poll")
-        .values(next_run_at=utcnow())
-        .execution_options(synchronize_session=False)
+    return (await _POLL_NOW.run(session, {"task": task_id, "now": utcnow()})).rowcount == 1
+
+
+_POLL_NOW = Prepared(
+    update(_tasks)
+    .where(
+        _tasks.c.id == bindparam("task"), _tasks.c.status == "in_progress", _tasks.c.step == "poll"
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    .values(next_run_at=bindparam("now", type_=_tasks.c.next_run_at.type))
+)
