@@ -77,10 +77,10 @@ def summary(r: dict[str, dict[str, Any]], seconds: float) -> str:
         (
             "One worker, provider 10 s per task",
             "≥ 5,000 in flight, loop lag p99 < 50 ms, RSS < 500 MB",
-            f"{fl['peak_waiting_upstream']} waiting upstream at once "
+            f"{fl['peak_at_provider']} in flight at the provider at once "
             f"({fl['peak_in_progress']} in progress), lag p99 ≤ {lag} ms, "
             f"RSS {fl['peak_rss_mb']} MB",
-            verdict(fl["peak_waiting_upstream"] >= 5000 and lag < 50 and fl["peak_rss_mb"] < 500),
+            verdict(fl["peak_at_provider"] >= 5000 and lag < 50 and fl["peak_rss_mb"] < 500),
         ),
         (
             "Gateway-added latency, with callbacks",

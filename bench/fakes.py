@@ -1,7 +1,8 @@
 """Fake upstreams, each run as its own process so its work is not counted against the
 gateway's event loop:
 
-    python -m bench.fakes kling --port P --latency 10    # Kling's API (tests' fake), calls back
+    python -m bench.fakes kling --port P --latency 10    # Kling's API (tests' fake), calls back;
+                                                         # GET /_bench/in-flight: tasks it holds
     python -m bench.fakes openai --port P                # OpenAI-style /v1/images/generations
 """
 
@@ -19,6 +20,8 @@ from tests.providers.fakes import FakeState, kling_app
 
 KLING_ACCESS = "bench-access-key"
 KLING_SECRET = "bench-kling-secret-0123456789abcdefghij"
+IN_FLIGHT = "/_bench/in-flight"
+"""The Kling fake's count of tasks it holds: created, not done yet."""
 PNG_1X1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
@@ -57,6 +60,11 @@ def main() -> None:
         state = FakeState(KLING_ACCESS, latency_s=(args.latency, args.latency))
         state.base = f"http://127.0.0.1:{args.port}"
         app = kling_app(state, KLING_SECRET)
+
+        async def in_flight(_: Request) -> Response:
+            return JSONResponse({"in_flight": state.in_flight()})
+
+        app.router.routes.append(Route(IN_FLIGHT, in_flight))
     else:
         app = openai_app()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)

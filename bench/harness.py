@@ -172,7 +172,11 @@ def fake(kind: str, folder: Path, **options: Any) -> Iterator[str]:
         yield base
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # still draining keep-alive connections
+            proc.kill()
+            proc.wait()
 
 
 def wait_until_up(base: str, proc: subprocess.Popen[bytes], path: str = "/") -> None:

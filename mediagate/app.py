@@ -37,7 +37,7 @@ from mediagate.media.uploads import router as uploads_router
 from mediagate.observability.endpoint import metrics_response
 from mediagate.observability.metrics import Metrics
 from mediagate.providers.callbacks import router as callbacks_router
-from mediagate.providers.configured import build_registry, provider_client
+from mediagate.providers.configured import build_registry, keep_alive_pool, provider_client
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
 from mediagate.runner.wakeups import Wakeups
@@ -88,6 +88,7 @@ def build_components(db: Database, settings: Settings) -> Components:
             allow_private=allow_list(settings.fetch_allow_private_hosts),
         ),
         verify=trust(settings),
+        limits=keep_alive_pool(settings.runner_concurrency),
     )
     client = provider_client(settings)
     providers = build_registry(db, settings, storage, fetcher, client)

@@ -91,6 +91,7 @@ class SafeFetcher:
         resolver: Resolver = system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
         verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits | None = None,
     ) -> None:
         self.policy = policy
         self.resolver = resolver
@@ -100,6 +101,7 @@ class SafeFetcher:
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment
             timeout=httpx.Timeout(policy.deadline_s),
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={
                 "Accept-Encoding": "gzip, deflate, identity",
                 "User-Agent": "mediagate-fetcher/1",

@@ -35,7 +35,7 @@ class Metrics:
             "mediagate_event_loop_lag_seconds",
             "How late a 50 ms timer fires in the runner's event loop",
             registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.045, 0.05, 0.1, 0.25, 0.5, 1),
         )
         self.claim_seconds = Histogram(
             "mediagate_claim_duration_seconds",

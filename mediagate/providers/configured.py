@@ -29,8 +29,18 @@ def configured_names(settings: Settings) -> list[str]:
 
 
 def provider_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client for every provider API call (never proxies from the environment)."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(settings.provider_timeout_s), trust_env=False)
+    """One pooled client for every provider API call (never proxies from the environment).
+    As many kept-alive connections as steps may run at once: with httpx's default of 20, a
+    busy runner opened and closed a connection for most calls."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.provider_timeout_s),
+        limits=keep_alive_pool(settings.runner_concurrency),
+        trust_env=False,
+    )
+
+
+def keep_alive_pool(size: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 def build_registry(

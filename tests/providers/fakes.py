@@ -44,6 +44,7 @@ class FakeState:
     tokens: list[str] = field(default_factory=list)
     latency_s: tuple[float, float] = (2.0, 10.0)
     chance: random.Random = field(default_factory=lambda: random.Random(7))
+    by_reference: dict[str, str] = field(default_factory=dict)
 
     def create(
         self, prompt: str, count: int, reference: str | None = None, callback: str | None = None
@@ -55,8 +56,15 @@ class FakeState:
             "reference": reference,
             "callback": callback,
         }
+        if reference is not None:
+            self.by_reference[reference] = task_id
         self.calls["created"] += 1
         return task_id
+
+    def in_flight(self) -> int:
+        """Tasks created and not done yet (bench/inflight.py samples it)."""
+        now = time.monotonic()
+        return sum(1 for t in self.tasks.values() if t.get("ready_at", 0) > now)
 
     def outputs(self, task_id: str) -> list[str]:
         task = self.tasks[task_id]
@@ -193,7 +201,7 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             return envelope(None, 1301, "content safety check failed", 400)
         if not multi and ("aspect_ratio" not in body or body.get("model_name") != "kling-image-o1"):
             return envelope(None, 1201, "invalid parameters", 400)
-        if any(t["reference"] == reference for t in state.tasks.values()):
+        if reference in state.by_reference:
             state.calls["duplicate"] += 1
             return envelope(None, 1201, "duplicate external_task_id", 400)
         task_id = state.create(
@@ -215,11 +223,7 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
         if (refused := check(request)) is not None:
             return refused
         key = request.path_params["task_id"]
-        task_id = (
-            key
-            if key in state.tasks
-            else next((i for i, t in state.tasks.items() if t["reference"] == key), None)
-        )
+        task_id = key if key in state.tasks else state.by_reference.get(key)
         if task_id is None:
             return envelope(None, 1203, "task not found", 404)
         task = state.tasks[task_id]
@@ -249,7 +253,8 @@ def call_back_later(url: str, delay_s: float) -> None:
 
     loop = asyncio.get_running_loop()
     if loop not in _clients:  # one client per server loop: a new one costs ~20 ms of TLS setup
-        _clients[loop] = httpx.AsyncClient()
+        # Enough kept-alive connections for thousands of callbacks a second (bench/inflight.py).
+        _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=100))
 
     async def call() -> None:
         await asyncio.sleep(delay_s)
