@@ -54,10 +54,13 @@ from mediagate.webhooks.service import CallbackSender
 log = logging.getLogger("mediagate.runner")
 STEP_SHARE_OF_LEASE = 0.75
 CHAIN_MAX_STEPS = 6
-"""A step whose successor is due at once runs it under the same lease (its result is
-written first, fenced, exactly as between claims), while less than a quarter of the lease
-has passed; so a task does not wait for a claim between prepare and submit, or between
-poll, store and finalize."""
+"""A step whose successor is due at once runs it under the same lease, while less than a
+quarter of the lease has passed; so a task does not wait for a claim between prepare and
+submit, or between poll, store and finalize. The chained step's result is not written on
+its own: it goes with the next write, which always comes before anything that costs money
+(the `submitting` checkpoint before a provider is paid, the finish before credits are
+captured). A runner that dies in between loses only work that is redone safely: reading
+references again, polling again, downloading the same results to the same keys."""
 
 
 class LeaseLost(Exception):
@@ -99,6 +102,8 @@ class Runner:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._unwritten: dict[str, dict[str, Any]] = {}
+        """Results of chained steps not written yet, by task id."""
 
     def wake(self) -> None:
         """A hint that a task may be due now (a new submit, a step that finished)."""
@@ -242,6 +247,7 @@ class Runner:
             )
         except Exception:
             log.exception("task %s: could not write back step %s", task.id, task.step)
+        self._unwritten.pop(task.id, None)  # written by now, or the lease is someone else's
         self.wake()
 
     async def _run_step(self, task: Task) -> Outcome:
@@ -306,15 +312,13 @@ class Runner:
             if "step_errors" not in outcome.values:
                 values["step_errors"] = 0
             async with self.db.write() as session:
-                if not await repository.write_back(
-                    session, task, worker=self.worker, values=values, release=True
-                ):
-                    raise LeaseLost()
+                await self._write_back(session, task, values, release=True)
             return
         await self._finish(task, outcome, now)
 
     async def _keep_going(self, task: Task, outcome: Advance) -> None:
-        """Record the step's result and go straight on to the next step, lease kept."""
+        """Go straight on to the next step, lease kept; the step's result is written with
+        the next write (see CHAIN_MAX_STEPS)."""
         now = utcnow()
         values: dict[str, Any] = {
             "step": outcome.step,
@@ -323,13 +327,19 @@ class Runner:
             "step_errors": 0,
             **outcome.values,
         }
-        async with self.db.write() as session:
-            if not await repository.write_back(
-                session, task, worker=self.worker, values=values, release=False
-            ):
-                raise LeaseLost()
+        self._unwritten.setdefault(task.id, {}).update(values)
         for name, value in values.items():
             setattr(task, name, value)
+
+    async def _write_back(
+        self, session: Any, task: Task, values: dict[str, Any], *, release: bool
+    ) -> None:
+        """Fenced write of `values` and of what chained steps left unwritten."""
+        values = {**self._unwritten.pop(task.id, {}), **values}
+        if not await repository.write_back(
+            session, task, worker=self.worker, values=values, release=release
+        ):
+            raise LeaseLost()
 
     async def _finish(self, task: Task, outcome: Finish, now: Any) -> None:
         """Terminal state and the credit outcome in ONE transaction: capture on success,
@@ -343,10 +353,7 @@ class Runner:
             "updated_at": now,
         }
         async with self.db.write() as session:
-            if not await repository.write_back(
-                session, task, worker=self.worker, values=values, release=True
-            ):
-                raise LeaseLost()
+            await self._write_back(session, task, values, release=True)
             await free_slot(session, task.account_id)
             if task.hold_id is not None:
                 if outcome.status == "completed":
@@ -380,10 +387,7 @@ class Runner:
     async def _checkpoint(self, task: Task, values: dict[str, Any]) -> None:
         values = {**values, "updated_at": utcnow()}
         async with self.db.write() as session:
-            if not await repository.write_back(
-                session, task, worker=self.worker, values=values, release=False
-            ):
-                raise LeaseLost()
+            await self._write_back(session, task, values, release=False)
 
 
 def _timeout_message(task: Task) -> str:

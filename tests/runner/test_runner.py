@@ -335,24 +335,26 @@ async def test_a_new_task_wakes_listening_workers(
         await listener.stop()
 
 
-async def test_steps_due_at_once_run_under_one_claim_each_result_written(
+async def test_steps_due_at_once_run_under_one_claim_results_ride_with_the_next_write(
     app: Any, client: httpx.AsyncClient, keys: KeyFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """prepare → submit → (poll, after the sandbox's latency 0) → store → finalize: one claim
-    can carry the task through, yet every step's result is written (fenced) as it goes."""
+    carries a task through the steps due at once, and a chained step's result goes with the
+    next (fenced) write: the `submitting` checkpoint before the provider is called, and the
+    finish, which writes the results with the credit capture."""
     key = await keys(credits=10)
     core = app.state.core
     task_id = (
         await client.post("/api/v1/images/generations", json=generation(), headers=key.headers)
     ).json()["data"]["task_id"]
     runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
-    written: list[str] = []
+    written: list[dict[str, Any]] = []
     write_back = repository.write_back
 
     async def recording(session: Any, task: Task, **kwargs: Any) -> bool:
         done = await write_back(session, task, **kwargs)
-        if done and "step" in kwargs["values"]:
-            written.append(kwargs["values"]["step"])
+        if done:
+            written.append(kwargs["values"])
         return done
 
     monkeypatch.setattr(repository, "write_back", recording)
@@ -363,11 +365,8 @@ async def test_steps_due_at_once_run_under_one_claim_each_result_written(
     claims = runner.metrics.claims._value.get()  # type: ignore[attr-defined]
     assert claims < 5  # fewer claims than steps
     assert task.attempt == claims
-    # each step's result was written (fenced), besides the one `submitting` checkpoint
-    assert [s for s in written if s != "submitting"] == [
-        "submit",
-        "poll",
-        "store",
-        "finalize",
-        "done",
-    ]
+    assert [w["step"] for w in written] == ["submitting", "poll", "done"]
+    submitting, _, done = written
+    assert submitting["prepared"] == {"references": []}  # prepare's result, before the call
+    assert done["outputs"] and done["images"] and done["status"] == "completed"
+    assert task.prepared == {"references": []} and task.outputs and task.images
