@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from mediagate.core.settings import Settings
-from mediagate.core.sqlite_inline import inline_creator
+from mediagate.core.sqlite_inline import InlineConnection, inline_creator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -294,5 +294,9 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE, False) else "BEGIN"
+        driver = conn.connection.driver_connection
+        if isinstance(driver, InlineConnection):
+            driver.sqlite.execute(begin)  # what exec_driver_sql would run, minus its overhead
+        else:
+            conn.exec_driver_sql(begin)
