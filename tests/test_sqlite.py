@@ -36,7 +36,7 @@ async def test_the_log_is_copied_back_by_the_checkpoint_thread_not_by_writers(
             for _ in range(200):
                 await session.execute(text("INSERT INTO filler VALUES (:x)"), {"x": "y" * 2000})
         assert autocheckpoint == SqliteCheckpointer.BACKSTOP_PAGES
-        for _ in range(100):  # the thread checkpoints every 0.25 s
+        for _ in range(100):  # the thread checkpoints every 0.1 s
             log, copied = wal_frames(path)
             if log and copied == log:
                 break

@@ -186,11 +186,13 @@ class SqliteCheckpointer:
     itself, fsync included, while it holds the write lock: every writer waits for the
     disk, and that request's latency jumps. Here a thread checkpoints (PASSIVE: it never
     waits for readers or writers) every `interval_s`, its own connection releasing the GIL
-    while SQLite works; writers' connections only checkpoint past `BACKSTOP_PAGES`."""
+    while SQLite works; writers' connections only checkpoint past `BACKSTOP_PAGES`. Small
+    and often is better: under the submit benchmark, checkpoints every 1 s left p99 at
+    about 66 ms, every 0.1 s at 33-62 ms."""
 
     BACKSTOP_PAGES = 20_000
 
-    def __init__(self, path: str, interval_s: float = 0.25) -> None:
+    def __init__(self, path: str, interval_s: float = 0.1) -> None:
         self.path = path
         self.interval_s = interval_s
         self._stop = threading.Event()
