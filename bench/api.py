@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from bench.harness import (
     bench_environment,
@@ -50,7 +50,7 @@ def poll_run(folder: Path, processes: int = 2) -> dict[str, Any]:
     key = bench_key(env)
     headers = {"Authorization": f"Bearer {key}"}
     ids = []
-    with serve(env, folder) as base, httpx.Client(base_url=base, headers=headers) as client:
+    with serve(env, folder) as base, httpx2.Client(base_url=base, headers=headers) as client:
         for _ in range(100):
             ids.append(
                 client.post("/api/v1/images/generations", content=BODY).json()["data"]["task_id"]
@@ -60,7 +60,7 @@ def poll_run(folder: Path, processes: int = 2) -> dict[str, Any]:
             assert time.monotonic() < deadline, "sandbox tasks did not finish"
             time.sleep(0.2)
     with serve(env, folder, "--no-runner", "--workers", str(processes)) as base:
-        with httpx.Client(base_url=base, headers=headers) as client:
+        with httpx2.Client(base_url=base, headers=headers) as client:
             for _ in range(100):  # no runner now: these stay in progress
                 ids.append(
                     client.post("/api/v1/images/generations", content=BODY).json()["data"][

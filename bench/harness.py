@@ -180,15 +180,15 @@ def fake(kind: str, folder: Path, **options: Any) -> Iterator[str]:
 
 
 def wait_until_up(base: str, proc: subprocess.Popen[bytes], path: str = "/") -> None:
-    import httpx
+    import httpx2
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"{base} exited"
         try:
-            httpx.get(base + path, timeout=1)
+            httpx2.get(base + path, timeout=1)
             return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             time.sleep(0.1)
     raise RuntimeError(f"{base} did not start")
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from bench.fakes import IN_FLIGHT, KLING_ACCESS, KLING_SECRET
 from bench.harness import (
@@ -113,7 +113,7 @@ def measure(
         waiting = int(counts.get("waiting_upstream", 0))
         open_ = waiting + int(counts.get("other", 0))
         peak_waiting, peak_open = max(peak_waiting, waiting), max(peak_open, open_)
-        at_provider = httpx.get(f"{upstream}{IN_FLIGHT}", timeout=60).json()["in_flight"]
+        at_provider = httpx2.get(f"{upstream}{IN_FLIGHT}", timeout=60).json()["in_flight"]
         peak_provider = max(peak_provider, at_provider)
         samples.append(
             {"t": round(time.monotonic() - started), "at_provider": at_provider, **counts}
@@ -121,7 +121,7 @@ def measure(
         if open_ == 0:
             break
     elapsed = time.monotonic() - started
-    text = httpx.get(f"{metrics}/metrics").text
+    text = httpx2.get(f"{metrics}/metrics").text
     finished = dict(query(env, "SELECT status, count(*) FROM tasks GROUP BY status"))
     return {
         "peak_at_provider": peak_provider,

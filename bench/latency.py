@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from bench.fakes import KLING_ACCESS, KLING_SECRET
 from bench.harness import bench_environment, bench_key, fake, markdown, serve, write
@@ -36,7 +36,7 @@ def one_mode(folder: Path, upstream: str, callbacks: bool) -> dict[str, Any]:
     added = []
     with (
         serve(env, folder, port=port) as base,
-        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client,
+        httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client,
     ):
         for i in range(TASKS + 2):
             started = time.perf_counter()

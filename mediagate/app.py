@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
-import httpx
+import httpx2
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -60,7 +60,7 @@ class Components:
     fetcher: SafeFetcher
     references: ReferenceLoader
     providers: ProviderRegistry
-    provider_client: httpx.AsyncClient
+    provider_client: httpx2.AsyncClient
     callbacks: CallbackSender
     redis: RedisLink | None
 

@@ -1,14 +1,14 @@
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 from alembic import command
 
 from mediagate.app import create_app
 from mediagate.core.migrate import alembic_config, upgrade
 
 
-async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+async def test_healthz_and_readyz(client: httpx2.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
@@ -21,7 +21,7 @@ async def test_readyz_refuses_a_database_behind_the_code(make_settings: Any) -> 
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c,
     ):
         response = await c.get("/readyz")
         assert response.status_code == 503 and "migrations" in response.json()["reason"]
@@ -35,7 +35,7 @@ async def test_readyz_refuses_an_unreachable_database(make_settings: Any) -> Non
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c,
     ):
         response = await c.get("/readyz")
     assert response.status_code == 503 and response.json()["reason"].startswith("database")

@@ -2,7 +2,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
@@ -21,7 +21,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_report_tasks_steps_holds_and_queue_lag(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys(credits=30)
     for prompt in ("a", "b [sandbox:fail]"):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from mediagate.media.addresses import IPAddress, is_public, parse_ip_literal
 
@@ -89,19 +89,19 @@ class SafeFetcher:
         policy: FetchPolicy,
         *,
         resolver: Resolver = system_resolver,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         verify: ssl.SSLContext | bool = True,
-        limits: httpx.Limits | None = None,
+        limits: httpx2.Limits | None = None,
     ) -> None:
         self.policy = policy
         self.resolver = resolver
-        self.client = httpx.AsyncClient(
+        self.client = httpx2.AsyncClient(
             transport=transport,
             verify=verify,
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment
-            timeout=httpx.Timeout(policy.deadline_s),
-            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            timeout=httpx2.Timeout(policy.deadline_s),
+            limits=limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20),
             headers={
                 "Accept-Encoding": "gzip, deflate, identity",
                 "User-Agent": "mediagate-fetcher/1",
@@ -120,7 +120,7 @@ class SafeFetcher:
             raise FetchError(
                 "timed_out", f"no complete answer within {self.policy.deadline_s:g} s"
             ) from None
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise FetchError("unreachable", f"could not connect ({type(exc).__name__})") from None
 
     async def _fetch(self, url: str, limit: int) -> Fetched:
@@ -136,7 +136,7 @@ class SafeFetcher:
                 extensions=target.extensions,
             ) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
-                    current = str(httpx.URL(current).join(response.headers["location"]))
+                    current = str(httpx2.URL(current).join(response.headers["location"]))
                     continue
                 if response.status_code != 200:
                     raise FetchError(
@@ -167,7 +167,7 @@ class SafeFetcher:
             raise FetchError(
                 "timed_out", f"no answer within {self.policy.deadline_s:g} s"
             ) from None
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise FetchError("unreachable", f"could not deliver ({type(exc).__name__})") from None
 
     async def check_url(self, url: str) -> "Target":
@@ -216,9 +216,9 @@ class Target:
     """Path and query, as given."""
 
     @property
-    def pinned_url(self) -> httpx.URL:
+    def pinned_url(self) -> httpx2.URL:
         ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        return httpx.URL(f"{self.scheme}://{ip}:{self.port}{self.path}")
+        return httpx2.URL(f"{self.scheme}://{ip}:{self.port}{self.path}")
 
     @property
     def host_header(self) -> str:
@@ -231,7 +231,7 @@ class Target:
         return {"sni_hostname": self.host} if self.scheme == "https" else {}
 
 
-async def read_capped(response: httpx.Response, limit: int) -> bytes:
+async def read_capped(response: httpx2.Response, limit: int) -> bytes:
     """The body, decoded, refusing to hold more than `limit` bytes at any point."""
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

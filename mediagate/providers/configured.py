@@ -1,7 +1,7 @@
 """Build the provider registry from settings: the sandbox always, each live provider only
 when its credentials are set."""
 
-import httpx
+import httpx2
 
 from mediagate.core.db import Database
 from mediagate.core.settings import Settings
@@ -28,19 +28,19 @@ def configured_names(settings: Settings) -> list[str]:
     return [name for name in ALL_LIVE if present[name]]
 
 
-def provider_client(settings: Settings) -> httpx.AsyncClient:
+def provider_client(settings: Settings) -> httpx2.AsyncClient:
     """One pooled client for every provider API call (never proxies from the environment).
-    As many kept-alive connections as steps may run at once: with httpx's default of 20, a
+    As many kept-alive connections as steps may run at once: with httpx2's default of 20, a
     busy runner opened and closed a connection for most calls."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.provider_timeout_s),
+    return httpx2.AsyncClient(
+        timeout=httpx2.Timeout(settings.provider_timeout_s),
         limits=keep_alive_pool(settings.runner_concurrency),
         trust_env=False,
     )
 
 
-def keep_alive_pool(size: int) -> httpx.Limits:
-    return httpx.Limits(max_connections=size, max_keepalive_connections=size)
+def keep_alive_pool(size: int) -> httpx2.Limits:
+    return httpx2.Limits(max_connections=size, max_keepalive_connections=size)
 
 
 def build_registry(
@@ -48,7 +48,7 @@ def build_registry(
     settings: Settings,
     storage: Storage,
     fetcher: SafeFetcher,
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> ProviderRegistry:
     sandbox = SandboxProvider(
         db,

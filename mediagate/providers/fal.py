@@ -10,7 +10,7 @@ GET  response_url {"images": [{"url": ...}]}
 import re
 from typing import Any
 
-import httpx
+import httpx2
 
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.errors import (
@@ -53,7 +53,7 @@ class FalProvider:
     sends_callbacks = False  # not asked for: the queue is polled
 
     def __init__(
-        self, client: httpx.AsyncClient, results: ResultFetcher, *, api_key: str, base_url: str
+        self, client: httpx2.AsyncClient, results: ResultFetcher, *, api_key: str, base_url: str
     ) -> None:
         self.client = client
         self.results = results

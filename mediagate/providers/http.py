@@ -2,7 +2,7 @@
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from mediagate.media.fetcher import FetchError, SafeFetcher
 from mediagate.providers.base import PollResult
@@ -15,7 +15,7 @@ from mediagate.providers.errors import (
 
 
 async def call_json(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     provider: str,
     method: str,
     url: str,
@@ -28,9 +28,9 @@ async def call_json(
     if we cannot tell whether it arrived, that is SubmitOutcomeUnknown, never retryable."""
     try:
         response = await client.request(method, url, headers=headers, json=json)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+    except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
         raise ProviderRetryable(provider, f"could not connect ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
+    except httpx2.TransportError as exc:
         if creates:
             raise SubmitOutcomeUnknown(
                 provider, f"no answer to the submit ({type(exc).__name__})"
@@ -47,7 +47,7 @@ async def call_json(
     return response.status_code, body
 
 
-def retry_after(headers: httpx.Headers | None, default: float = 1.0) -> float:
+def retry_after(headers: httpx2.Headers | None, default: float = 1.0) -> float:
     value = headers.get("retry-after") if headers else None
     try:
         return max(default, float(value)) if value else default

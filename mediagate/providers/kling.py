@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 
 from mediagate.providers.base import PollResult, ProviderRequest
@@ -88,7 +88,7 @@ class KlingProvider:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
         results: ResultFetcher,
         *,
         token: KlingToken,

@@ -8,7 +8,7 @@ Envelope {"code": 200, "message": "success", "data": {...}}.
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.errors import (
@@ -47,7 +47,7 @@ class WaveSpeedProvider:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
         results: ResultFetcher,
         *,
         api_key: str,
@@ -61,7 +61,7 @@ class WaveSpeedProvider:
     async def submit(self, request: ProviderRequest) -> str:
         url = f"{self.base}/api/v3/{ENDPOINTS[request.type]}"
         if request.callback_url:
-            url += "?" + str(httpx.QueryParams({"webhook": request.callback_url}))
+            url += "?" + str(httpx2.QueryParams({"webhook": request.callback_url}))
         status, body = await call_json(
             self.client,
             NAME,

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from mediagate.app import build_runner, create_app
@@ -116,7 +116,9 @@ async def two_model_app(two_model_settings: Any) -> Any:
 
 async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyFactory) -> None:
     app = two_model_app
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://t"
+    ) as c:
         listed = (await c.get("/api/v1/models")).json()["data"]
         assert [m["id"] for m in listed] == ["kling-image-o1", "test-painter"]
         painter = (await c.get("/api/v1/models/test-painter")).json()["data"]
@@ -169,7 +171,7 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         assert account == {"available": 7, "held": 0, "posted": 7}
 
 
-async def test_models_route_matches_the_declaration(client: httpx.AsyncClient) -> None:
+async def test_models_route_matches_the_declaration(client: httpx2.AsyncClient) -> None:
     model = (await client.get("/api/v1/models/kling-image-o1")).json()["data"]
     assert model["endpoint"] == "/api/v1/images/generations"
     assert {t["type"]: t["price"] for t in model["types"]} == {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
+import httpx2
 
 
 def free_port() -> int:
@@ -96,8 +96,8 @@ def wait_for_http(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     def up() -> bool:
         assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
         try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
+            return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx2.TransportError:
             return False
 
     wait_until(up, timeout=30, what="the server to answer /healthz")
@@ -137,7 +137,7 @@ def api_only(env: dict[str, str], folder: Path) -> Iterator[str]:
 def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        data = httpx.get(
+        data = httpx2.get(
             f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
         ).json()["data"]
         if data["status"] != "IN_PROGRESS":
@@ -147,7 +147,7 @@ def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, An
 
 
 def submit(base: str, key: str, body: dict[str, Any]) -> str:
-    response = httpx.post(
+    response = httpx2.post(
         f"{base}/api/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
     )
     assert response.status_code == 200, response.text
@@ -157,7 +157,7 @@ def submit(base: str, key: str, body: dict[str, Any]) -> str:
 
 def credits(base: str, key: str) -> dict[str, int]:
     return dict(
-        httpx.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()[
+        httpx2.get(f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}).json()[
             "data"
         ]["credits"]
     )

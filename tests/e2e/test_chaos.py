@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.e2e.procs import api_only, cli, create_key, environment, process, query, wait_until
@@ -175,13 +175,13 @@ def submit(base: str, key: str, i: int) -> str:
     body = {"model": "kling-image-o1", "prompt": f"[fake:latency] chaos {i}"}
     for _ in range(5):
         try:
-            response = httpx.post(
+            response = httpx2.post(
                 f"{base}/api/v1/images/generations",
                 json=body,
                 headers={"Authorization": f"Bearer {key}", "Idempotency-Key": f"chaos-{i}"},
                 timeout=30,
             )
-        except httpx.TransportError:
+        except httpx2.TransportError:
             continue  # retried with the same Idempotency-Key: never a second task
         assert response.status_code == 200, response.text
         return str(response.json()["data"]["task_id"])

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 
@@ -77,7 +77,7 @@ def test_generation_completes_with_the_requested_size_and_exact_charge(
     w_ratio, h_ratio = (int(x) for x in aspect_ratio.split(":"))
     for image in images:
         assert image["url"].startswith(base + "/files/")
-        downloaded = httpx.get(image["url"])
+        downloaded = httpx2.get(image["url"])
         assert downloaded.status_code == 200
         with Image.open(io.BytesIO(downloaded.content)) as png:
             width, height = png.size
@@ -117,7 +117,7 @@ def test_keys_cli_lists_and_revokes(server: dict[str, Any]) -> None:
     # The server trusts a verified key for MEDIAGATE_KEY_CACHE_S (2 s): refused within that.
     wait_until(
         lambda: (
-            httpx.get(
+            httpx2.get(
                 f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}
             ).status_code
             == 401
@@ -129,7 +129,7 @@ def test_keys_cli_lists_and_revokes(server: dict[str, Any]) -> None:
 
 
 def test_openapi_documents_the_catalog(server: dict[str, Any]) -> None:
-    spec = httpx.get(f"{server['base']}/openapi.json").json()
+    spec = httpx2.get(f"{server['base']}/openapi.json").json()
     body = spec["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"][
         "application/json"
     ]["schema"]

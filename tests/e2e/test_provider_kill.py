@@ -7,7 +7,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.e2e.procs import (
@@ -101,7 +101,7 @@ def test_kill_between_accept_and_write(
                 timeout=60,
                 what="the task to finish",
             )
-        task = httpx.get(f"{base}/api/v1/tasks/{task_id}", headers=auth).json()["data"]
+        task = httpx2.get(f"{base}/api/v1/tasks/{task_id}", headers=auth).json()["data"]
     assert task["status"] == status, task
     assert (task["error"] or {}).get("type") == error_type
     assert fake.calls["created"] - created_before == 1  # exactly one upstream task

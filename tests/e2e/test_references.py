@@ -5,7 +5,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 
@@ -94,7 +94,7 @@ def test_upload_then_use_it_as_a_reference(server: dict[str, Any]) -> None:
     key = create_key(server["env"], account="refs-upload", credits=20)
     auth = {"Authorization": f"Bearer {key}"}
     blue = make_image(600, 600, "png", color=(0, 0, 255))
-    uploaded = httpx.post(
+    uploaded = httpx2.post(
         f"{base}/api/v1/uploads", files={"file": ("blue.png", blue, "image/png")}, headers=auth
     )
     assert uploaded.status_code == 200, uploaded.text
@@ -103,7 +103,7 @@ def test_upload_then_use_it_as_a_reference(server: dict[str, Any]) -> None:
         upload["width"],
         upload["height"],
     ) == (600, 600)
-    assert httpx.get(upload["url"]).content == blue
+    assert httpx2.get(upload["url"]).content == blue
 
     task = poll(
         base,
@@ -115,14 +115,14 @@ def test_upload_then_use_it_as_a_reference(server: dict[str, Any]) -> None:
         ),
     )
     assert task["status"] == "completed", task
-    result = Image.open(io.BytesIO(httpx.get(task["output"]["images"][0]["url"]).content)).convert(
+    result = Image.open(io.BytesIO(httpx2.get(task["output"]["images"][0]["url"]).content)).convert(
         "RGB"
     )
     assert (
         pixels_of(result, (0, 0, 255)) > 10_000
     )  # the uploaded image is composited into the result
 
-    raw = httpx.post(
+    raw = httpx2.post(
         f"{base}/api/v1/uploads",
         content=make_image(400, 500, "jpg"),
         headers={**auth, "Content-Type": "image/jpeg"},
@@ -142,7 +142,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(
     server: dict[str, Any], body: bytes, status: int, message: str
 ) -> None:
     key = create_key(server["env"], account="refs-bad-upload", credits=0)
-    response = httpx.post(
+    response = httpx2.post(
         f"{server['base']}/api/v1/uploads", content=body, headers={"Authorization": f"Bearer {key}"}
     )
     assert response.status_code == status and message in response.json()["error"]["message"]
@@ -151,7 +151,7 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(
 
 def test_upload_size_cap(server: dict[str, Any]) -> None:
     key = create_key(server["env"], account="refs-big-upload", credits=0)
-    response = httpx.post(
+    response = httpx2.post(
         f"{server['base']}/api/v1/uploads",
         content=b"\0" * 10_100_000,
         headers={"Authorization": f"Bearer {key}"},
@@ -161,7 +161,7 @@ def test_upload_size_cap(server: dict[str, Any]) -> None:
 
 def test_uploads_need_a_key(server: dict[str, Any]) -> None:
     assert (
-        httpx.post(f"{server['base']}/api/v1/uploads", content=make_image(400, 400)).status_code
+        httpx2.post(f"{server['base']}/api/v1/uploads", content=make_image(400, 400)).status_code
         == 401
     )
 
@@ -211,7 +211,7 @@ def test_multi_shot_renders_views_of_the_subject(
     )
     assert task["status"] == "completed" and task["credits"] == 16
     views = [
-        Image.open(io.BytesIO(httpx.get(i["url"]).content)).convert("RGB")
+        Image.open(io.BytesIO(httpx2.get(i["url"]).content)).convert("RGB")
         for i in task["output"]["images"]
     ]
     assert len(views) == 4

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import boto3
-import httpx
+import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,7 +39,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def counter(base: str, name: str) -> float:
-    text = httpx.get(f"{base}/metrics").text
+    text = httpx2.get(f"{base}/metrics").text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
@@ -91,7 +91,7 @@ def test_two_replicas_two_workers_thousand_tasks(
                 wait_for_http(workers[-1], worker, log)
 
             def submit(i: int) -> str:
-                response = httpx.post(
+                response = httpx2.post(
                     f"{apis[i % 2]}/api/v1/images/generations",
                     json={"model": "kling-image-o1", "prompt": f"scale {i}"},
                     headers={"Authorization": f"Bearer {key}"},
@@ -109,11 +109,11 @@ def test_two_replicas_two_workers_thousand_tasks(
             )
             claims = [counter(w, "mediagate_runner_claims_total") for w in workers]
             lease_lost = [counter(w, "mediagate_runner_lease_lost_total") for w in workers]
-            one = httpx.get(
+            one = httpx2.get(
                 f"{apis[1]}/api/v1/tasks/{task_ids[0]}",
                 headers={"Authorization": f"Bearer {key}"},
             ).json()["data"]
-            image = httpx.get(one["output"]["images"][0]["url"], follow_redirects=True)
+            image = httpx2.get(one["output"]["images"][0]["url"], follow_redirects=True)
 
         statuses = dict(query(env, "SELECT status, count(*) FROM tasks GROUP BY status"))
         attempts = int(query(env, "SELECT sum(attempt) FROM tasks")[0][0])

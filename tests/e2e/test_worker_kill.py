@@ -3,7 +3,7 @@
 import signal
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.e2e.procs import (
@@ -65,10 +65,10 @@ def test_killed_worker_mid_step_then_another_finishes_once(
                 timeout=60,
                 what="the second worker to finish the task",
             )
-        task = httpx.get(
+        task = httpx2.get(
             f"{base}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"}
         ).json()["data"]
-        account = httpx.get(
+        account = httpx2.get(
             f"{base}/api/v1/account", headers={"Authorization": f"Bearer {key}"}
         ).json()["data"]
 

@@ -2,7 +2,7 @@ import asyncio
 import re
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import event, select
 
@@ -95,7 +95,7 @@ async def test_revoke(keys: KeyFactory, db: Database, settings: Settings) -> Non
 
 
 async def test_a_verified_key_is_trusted_briefly_then_read_again(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     made = await keys()
     statements: list[str] = []
@@ -116,7 +116,7 @@ def db_engine(app: Any) -> Any:
 
 
 async def test_last_used_is_recorded_without_a_write_per_request(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     made = await keys(credits=60)
     touches: list[str] = []

@@ -1,7 +1,7 @@
 import asyncio
 import secrets
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -74,7 +74,7 @@ async def test_amounts_are_positive_integers(db: Database, amount: int) -> None:
 
 
 async def test_50_concurrent_submits_against_10_holds(
-    client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys(credits=60)  # exactly 10 tasks of 6 credits
     responses = await asyncio.gather(

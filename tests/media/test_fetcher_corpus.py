@@ -3,7 +3,7 @@ transport that records every connection attempt: it must see none."""
 
 import ipaddress
 
-import httpx
+import httpx2
 import pytest
 
 from mediagate.media.addresses import IPAddress
@@ -24,16 +24,16 @@ FAKE_DNS = {
 }
 
 
-class Recorder(httpx.AsyncBaseTransport):
+class Recorder(httpx2.AsyncBaseTransport):
     """Stands where the network would be: records each request's (pinned) destination."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
-        body = httpx.ByteStream(make_image(400, 400))
-        return httpx.Response(200, stream=body, headers={"content-type": "image/png"})
+        body = httpx2.ByteStream(make_image(400, 400))
+        return httpx2.Response(200, stream=body, headers={"content-type": "image/png"})
 
 
 async def fake_resolver(host: str, port: int) -> list[IPAddress]:

@@ -5,7 +5,7 @@ import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable
 
-import httpx
+import httpx2
 import pytest
 
 from mediagate.media.addresses import IPAddress
@@ -13,14 +13,14 @@ from mediagate.media.fetcher import FetchError, FetchPolicy, SafeFetcher
 from tests.servers import ImageServer
 
 
-class RecordingTransport(httpx.AsyncHTTPTransport):
+class RecordingTransport(httpx2.AsyncHTTPTransport):
     """The real network transport, recording where each connection goes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.hosts: list[str] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.hosts.append(str(request.url.host))
         return await super().handle_async_request(request)
 
@@ -35,7 +35,7 @@ async def made() -> AsyncIterator[list[SafeFetcher]]:
 
 @pytest.fixture
 def fetcher(images: ImageServer, made: list[SafeFetcher]) -> Callable[..., SafeFetcher]:
-    def make(transport: httpx.AsyncBaseTransport | None = None, **policy: object) -> SafeFetcher:
+    def make(transport: httpx2.AsyncBaseTransport | None = None, **policy: object) -> SafeFetcher:
         values: dict[str, object] = {
             "deadline_s": 2.0,
             "max_bytes": 1_000_000,
@@ -154,7 +154,7 @@ async def test_a_public_looking_host_redirecting_inward_is_refused(
 async def test_too_many_redirects(images: ImageServer, fetcher: Callable[..., SafeFetcher]) -> None:
     url = images.url("/img/400x400.png")
     for _ in range(4):
-        url = images.url(f"/redirect?to={httpx.URL(url)}")
+        url = images.url(f"/redirect?to={httpx2.URL(url)}")
     error, _ = await refused(fetcher(), url)
     assert error.reason == "too_many_redirects"
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import uvicorn
 from PIL import Image
@@ -254,11 +254,11 @@ def call_back_later(url: str, delay_s: float) -> None:
     loop = asyncio.get_running_loop()
     if loop not in _clients:  # one client per server loop: a new one costs ~20 ms of TLS setup
         # Enough kept-alive connections for thousands of callbacks a second (bench/inflight.py).
-        _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=100))
+        _clients[loop] = httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=100))
 
     async def call() -> None:
         await asyncio.sleep(delay_s)
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(httpx2.HTTPError):
             await _clients[loop].post(url, json={"task_status": "succeed"})
 
     task = loop.create_task(call())
@@ -267,7 +267,7 @@ def call_back_later(url: str, delay_s: float) -> None:
 
 
 _pending: set["asyncio.Task[None]"] = set()
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_clients: dict[asyncio.AbstractEventLoop, httpx2.AsyncClient] = {}
 
 
 # --- fal ------------------------------------------------------------------------------

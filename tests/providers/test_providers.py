@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from sqlalchemy import select, update
@@ -75,8 +75,8 @@ async def run_task(
 ) -> tuple[dict[str, Any], list[str]]:
     core = app.state.core
     key = await keys(mode="live", credits=100, account="live-acme")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://gw"
     ) as client:
         created = await client.post("/api/v1/images/generations", json=body, headers=key.headers)
         assert created.status_code == 200, created.text
@@ -281,8 +281,8 @@ async def test_an_upstream_callback_makes_the_poll_due_now(
         core = app.state.core
         key = await keys(mode="live", credits=10, account="cb")
         runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw"
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://gw"
         ) as client:
             task_id = (
                 await client.post(
@@ -337,8 +337,8 @@ async def test_wavespeed_concurrency_limit_sends_the_overflow_elsewhere(
         core = app.state.core
         key = await keys(mode="live", credits=30, account="busy")
         runner = build_runner(core.db, core.settings, core.catalog, app.state.components)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw"
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://gw"
         ) as client:
             ids = [
                 (

@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
@@ -41,7 +41,7 @@ def make_runner(
     )
 
 
-async def submit(client: httpx.AsyncClient, key: MadeKey, **fields: Any) -> str:
+async def submit(client: httpx2.AsyncClient, key: MadeKey, **fields: Any) -> str:
     response = await client.post(
         "/api/v1/images/generations", json=generation(**fields), headers=key.headers
     )
@@ -49,7 +49,7 @@ async def submit(client: httpx.AsyncClient, key: MadeKey, **fields: Any) -> str:
     return str(response.json()["data"]["task_id"])
 
 
-async def fetch(client: httpx.AsyncClient, key: MadeKey, task_id: str) -> dict[str, Any]:
+async def fetch(client: httpx2.AsyncClient, key: MadeKey, task_id: str) -> dict[str, Any]:
     return dict((await client.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()["data"])
 
 
@@ -64,7 +64,7 @@ async def transfers(db: Database, task_id: str) -> list[str]:
 
 
 async def test_a_task_completes_and_is_charged_once(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys(credits=20)
     task_id = await submit(client, key, num_images=3, aspect_ratio="9:16", resolution="2k")
@@ -84,7 +84,7 @@ async def test_a_task_completes_and_is_charged_once(
 
 
 async def test_multi_shot_returns_views_of_one_subject(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, images: ImageServer
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, images: ImageServer
 ) -> None:
     key = await keys(credits=20)
     subject = images.url("/img/600x800.jpg")
@@ -96,7 +96,7 @@ async def test_multi_shot_returns_views_of_one_subject(
 
 
 async def test_sandbox_output_is_deterministic(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys(credits=20)
     first, second = (
@@ -110,7 +110,7 @@ async def test_sandbox_output_is_deterministic(
 
 
 async def test_forced_failure_releases_the_hold(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys(credits=6)
     task_id = await submit(client, key, prompt="please [sandbox:fail]")
@@ -125,7 +125,7 @@ async def test_forced_failure_releases_the_hold(
 
 
 async def test_a_worker_that_lost_its_lease_writes_nothing(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys()
     task_id = await submit(client, key)
@@ -153,7 +153,7 @@ async def test_a_worker_that_lost_its_lease_writes_nothing(
 
 
 async def test_claims_do_not_overlap(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys(credits=60)
     ids = {await submit(client, key) for _ in range(5)}
@@ -168,7 +168,7 @@ async def test_claims_do_not_overlap(
 
 
 async def test_a_task_past_its_deadline_fails_and_is_released(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys(credits=6)
     task_id = await submit(client, key)
@@ -216,7 +216,7 @@ class ExplodingProvider:
 
 async def test_unexpected_errors_retry_then_fail_with_release(
     app: Any,
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     keys: KeyFactory,
     db: Database,
     caplog: pytest.LogCaptureFixture,
@@ -240,7 +240,7 @@ async def test_unexpected_errors_retry_then_fail_with_release(
 
 
 async def test_replayed_submit_finds_the_upstream_task_instead_of_resubmitting(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database
 ) -> None:
     key = await keys()
     task_id = await submit(client, key)
@@ -266,7 +266,7 @@ async def test_replayed_submit_finds_the_upstream_task_instead_of_resubmitting(
 
 
 async def test_stored_files_match_the_reported_sizes(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, settings: Any
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, settings: Any
 ) -> None:
     key = await keys()
     task_id = await submit(client, key, aspect_ratio="21:9")
@@ -278,7 +278,7 @@ async def test_stored_files_match_the_reported_sizes(
 
 
 async def test_only_one_reconciler_runs_at_a_time(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, db: Database, settings: Any
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, db: Database, settings: Any
 ) -> None:
     if settings.database_url is None:
         pytest.skip("SQLite serialises every write unit: the lock is PostgreSQL's")
@@ -306,7 +306,7 @@ async def test_only_one_reconciler_runs_at_a_time(
 
 
 async def test_a_new_task_wakes_listening_workers(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, settings: Any
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, settings: Any
 ) -> None:
     if settings.database_url is None:
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one embedded runner")
@@ -336,7 +336,7 @@ async def test_a_new_task_wakes_listening_workers(
 
 
 async def test_steps_due_at_once_run_under_one_claim_results_ride_with_the_next_write(
-    app: Any, client: httpx.AsyncClient, keys: KeyFactory, monkeypatch: pytest.MonkeyPatch
+    app: Any, client: httpx2.AsyncClient, keys: KeyFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """prepare → submit → (poll, after the sandbox's latency 0) → store → finalize: one claim
     carries a task through the steps due at once, and a chained step's result goes with the

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from mediagate.app import build_components, build_runner, create_app
@@ -27,7 +27,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @asynccontextmanager
-async def replicas(settings: Settings, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def replicas(settings: Settings, count: int) -> AsyncIterator[list[httpx2.AsyncClient]]:
     """`count` app replicas on one database, as separate `serve` processes would be."""
     async with AsyncExitStack() as stack:
         clients = []
@@ -36,8 +36,8 @@ async def replicas(settings: Settings, count: int) -> AsyncIterator[list[httpx.A
             await stack.enter_async_context(app.router.lifespan_context(app))
             clients.append(
                 await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app), base_url=f"http://replica{i}.test"
+                    httpx2.AsyncClient(
+                        transport=httpx2.ASGITransport(app=app), base_url=f"http://replica{i}.test"
                     )
                 )
             )
@@ -111,7 +111,7 @@ async def start_worker(settings: Settings) -> tuple[Runner, asyncio.Task[None], 
     return runner, asyncio.create_task(runner.run()), [components, db]
 
 
-async def finished(client: httpx.AsyncClient, key: MadeKey, task_id: str) -> dict[str, object]:
+async def finished(client: httpx2.AsyncClient, key: MadeKey, task_id: str) -> dict[str, object]:
     async with asyncio.timeout(30):
         while True:
             data = (await client.get(f"/api/v1/tasks/{task_id}", headers=key.headers)).json()

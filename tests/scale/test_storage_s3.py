@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import boto3
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 from pydantic import ValidationError
@@ -61,7 +61,7 @@ async def test_put_get_and_presign(s3_settings: Callable[..., Settings], endpoin
     assert objects(endpoint, settings.s3_prefix) == [f"{settings.s3_prefix}{key}"]
     url = await storage.public_url(key)
     assert url is not None and "X-Amz-Signature=" in url and "X-Amz-Expires=3600" in url
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         fetched = await client.get(url)
     assert fetched.status_code == 200 and fetched.content == b"\x89PNG fake bytes"
     assert fetched.headers["content-type"] == "image/png"
@@ -82,13 +82,13 @@ async def s3_app(
 
 
 @pytest.fixture
-async def s3_client(s3_app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=s3_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+async def s3_client(s3_app: Any) -> AsyncIterator[httpx2.AsyncClient]:
+    transport = httpx2.ASGITransport(app=s3_app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
         yield client
 
 
-async def generate(app: Any, client: httpx.AsyncClient) -> dict[str, Any]:
+async def generate(app: Any, client: httpx2.AsyncClient) -> dict[str, Any]:
     core = app.state.core
     key = await KeyFactory(core.db, core.settings)(credits=30)
     submitted = await client.post(
@@ -103,7 +103,7 @@ async def generate(app: Any, client: httpx.AsyncClient) -> dict[str, Any]:
 
 @pytest.mark.parametrize("s3_app", ["redirect"], indirect=True)
 async def test_results_go_to_the_bucket_and_redirect_to_presigned_urls(
-    s3_app: Any, s3_client: httpx.AsyncClient, endpoint: str
+    s3_app: Any, s3_client: httpx2.AsyncClient, endpoint: str
 ) -> None:
     settings = s3_app.state.core.settings
     client = s3_client
@@ -111,7 +111,7 @@ async def test_results_go_to_the_bucket_and_redirect_to_presigned_urls(
     urls = [image["url"] for image in task["output"]["images"]]
     stored = objects(endpoint, settings.s3_prefix)
     assert len(stored) == 2 and not list(settings.files_dir.glob("*"))  # nothing on local disk
-    async with httpx.AsyncClient() as outside:
+    async with httpx2.AsyncClient() as outside:
         for url in urls:
             answer = await client.get(url.removeprefix("http://gateway.test"))
             assert answer.status_code == 307
@@ -126,7 +126,7 @@ async def test_results_go_to_the_bucket_and_redirect_to_presigned_urls(
 
 
 @pytest.mark.parametrize("s3_app", ["proxy"], indirect=True)
-async def test_results_can_be_proxied(s3_app: Any, s3_client: httpx.AsyncClient) -> None:
+async def test_results_can_be_proxied(s3_app: Any, s3_client: httpx2.AsyncClient) -> None:
     client = s3_client
     task = await generate(s3_app, client)
     answer = await client.get(
@@ -145,8 +145,8 @@ async def test_an_upload_is_read_back_from_the_bucket(s3_app: Any, endpoint: str
     key = await KeyFactory(core.db, core.settings)(credits=30)
     blue = io.BytesIO()
     Image.new("RGB", (600, 600), (0, 0, 255)).save(blue, format="PNG")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=s3_app), base_url="http://gateway.test"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=s3_app), base_url="http://gateway.test"
     ) as client:
         upload = (
             await client.post(

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import func, select
 
@@ -20,17 +20,17 @@ URL = "/api/v1/images/generations"
 
 
 @pytest.fixture
-async def replicas(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def replicas(settings: Settings) -> AsyncIterator[list[httpx2.AsyncClient]]:
     """Two app instances (two `serve` replicas) on one database."""
     async with AsyncExitStack() as stack:
         clients = []
         for _ in range(2):
             app = create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
-            transport = httpx.ASGITransport(app=app)
+            transport = httpx2.ASGITransport(app=app)
             clients.append(
                 await stack.enter_async_context(
-                    httpx.AsyncClient(transport=transport, base_url="http://gw")
+                    httpx2.AsyncClient(transport=transport, base_url="http://gw")
                 )
             )
         yield clients
@@ -53,7 +53,7 @@ async def counts(db: Any, account_id: str) -> tuple[int, int]:
 
 
 async def test_200_concurrent_submits_against_37_holds(
-    replicas: list[httpx.AsyncClient], keys: KeyFactory, db: Any
+    replicas: list[httpx2.AsyncClient], keys: KeyFactory, db: Any
 ) -> None:
     key = await keys(credits=37 * 6)
     responses = await asyncio.gather(
@@ -69,7 +69,7 @@ async def test_200_concurrent_submits_against_37_holds(
 
 
 async def test_20_concurrent_requests_with_one_idempotency_key(
-    replicas: list[httpx.AsyncClient], keys: KeyFactory, db: Any
+    replicas: list[httpx2.AsyncClient], keys: KeyFactory, db: Any
 ) -> None:
     key = await keys(credits=100)
     headers = {**key.headers, "Idempotency-Key": "charge-once"}

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import update
 
@@ -26,7 +26,7 @@ URL = "/api/v1/images/generations"
 
 
 def assert_error(
-    response: httpx.Response, status: int, type_: str, param: str | None = None
+    response: httpx2.Response, status: int, type_: str, param: str | None = None
 ) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
@@ -57,7 +57,7 @@ def bearer(raw: str) -> dict[str, str]:
     ],
 )
 async def test_401_for_missing_malformed_or_unknown_keys(
-    client: httpx.AsyncClient, case: str, headers: dict[str, str]
+    client: httpx2.AsyncClient, case: str, headers: dict[str, str]
 ) -> None:
     for response in (
         await client.post(URL, json=generation(), headers=headers),
@@ -68,7 +68,7 @@ async def test_401_for_missing_malformed_or_unknown_keys(
 
 
 async def test_401_for_revoked_and_expired_keys(
-    client: httpx.AsyncClient, keys: KeyFactory, app: Any
+    client: httpx2.AsyncClient, keys: KeyFactory, app: Any
 ) -> None:
     revoked, expired = await keys(account="a"), await keys(account="b")
     async with app.state.core.db.write() as session:
@@ -89,7 +89,7 @@ async def test_401_for_revoked_and_expired_keys(
 
 
 async def test_402_when_the_hold_would_overdraw(
-    client: httpx.AsyncClient, keys: KeyFactory
+    client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys(credits=10)
     assert (await client.post(URL, json=generation(), headers=key.headers)).status_code == 200
@@ -106,7 +106,7 @@ async def test_402_when_the_hold_would_overdraw(
 
 
 async def test_404_unknown_model_and_unknown_or_foreign_task(
-    client: httpx.AsyncClient, keys: KeyFactory
+    client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     mine, theirs = await keys(account="mine"), await keys(account="theirs")
     assert_error(
@@ -135,7 +135,7 @@ async def test_404_unknown_model_and_unknown_or_foreign_task(
 
 
 async def test_idempotency_replay_returns_the_same_task_and_holds_once(
-    client: httpx.AsyncClient, keys: KeyFactory
+    client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys(credits=100)
     headers = {**key.headers, "Idempotency-Key": "order-42"}
@@ -153,7 +153,7 @@ async def test_idempotency_replay_returns_the_same_task_and_holds_once(
 
 
 async def test_422_idempotency_key_reused_with_another_body(
-    client: httpx.AsyncClient, keys: KeyFactory
+    client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys()
     headers = {**key.headers, "Idempotency-Key": "order-43"}
@@ -174,7 +174,7 @@ async def test_422_idempotency_key_reused_with_another_body(
 
 
 async def test_409_while_the_first_request_with_the_key_is_processing(
-    client: httpx.AsyncClient, keys: KeyFactory, settings: Settings
+    client: httpx2.AsyncClient, keys: KeyFactory, settings: Settings
 ) -> None:
     key = await keys()
     headers = {**key.headers, "Idempotency-Key": "order-44"}
@@ -217,7 +217,9 @@ async def hold_the_wallet(settings: Settings, account_id: str) -> AsyncIterator[
         await conn.close()
 
 
-async def test_idempotency_key_too_long_is_400(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_idempotency_key_too_long_is_400(
+    client: httpx2.AsyncClient, keys: KeyFactory
+) -> None:
     key = await keys()
     response = await client.post(
         URL, json=generation(), headers={**key.headers, "Idempotency-Key": "k" * 256}
@@ -229,7 +231,7 @@ async def test_429_per_key_rate_with_retry_after(make_settings: Any, keys: KeyFa
     app = create_app(make_settings(rate_limit_per_s=1, rate_limit_burst=2))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c,
     ):
         key = await keys()
         statuses = [(await c.get("/api/v1/account", headers=key.headers)) for _ in range(3)]
@@ -242,7 +244,7 @@ async def test_429_in_flight_task_cap(make_settings: Any, keys: KeyFactory) -> N
     app = create_app(make_settings(max_in_flight_per_account=2))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c,
     ):
         key = await keys(credits=18)
         results = [await c.post(URL, json=generation(), headers=key.headers) for _ in range(3)]
@@ -265,7 +267,7 @@ async def test_429_in_flight_task_cap(make_settings: Any, keys: KeyFactory) -> N
 
 
 async def test_503_live_key_without_a_configured_provider(
-    client: httpx.AsyncClient, keys: KeyFactory
+    client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys(mode="live", credits=100)
     error = assert_error(
@@ -285,10 +287,10 @@ async def test_500_is_logged_with_a_request_id_and_shows_no_stack_trace(
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+        httpx2.AsyncClient(transport=transport, base_url="http://t") as c,
     ):
         response = await c.get("/boom", headers={"X-Request-Id": "req-abc123"})
     error = assert_error(response, 500, "api_error")
@@ -297,6 +299,6 @@ async def test_500_is_logged_with_a_request_id_and_shows_no_stack_trace(
     assert any("req-abc123" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-async def test_unknown_route_and_method_use_the_envelope(client: httpx.AsyncClient) -> None:
+async def test_unknown_route_and_method_use_the_envelope(client: httpx2.AsyncClient) -> None:
     assert_error(await client.get("/api/v1/nothing-here"), 404, "not_found")
     assert_error(await client.delete("/api/v1/models"), 405, "invalid_request_error")

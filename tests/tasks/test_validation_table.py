@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from mediagate.tasks.models import Task
@@ -182,7 +182,7 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("case", "body", "status", "type_", "expected_param"), REJECTED, ids=[r[0] for r in REJECTED]
 )
 async def test_rejected(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     keys: KeyFactory,
     case: str,
     body: dict[str, Any],
@@ -204,7 +204,7 @@ async def test_rejected(
 
 @pytest.mark.parametrize(("case", "body"), ACCEPTED, ids=[r[0] for r in ACCEPTED])
 async def test_accepted(
-    client: httpx.AsyncClient, keys: KeyFactory, case: str, body: dict[str, Any]
+    client: httpx2.AsyncClient, keys: KeyFactory, case: str, body: dict[str, Any]
 ) -> None:
     key = await keys()
     response = await client.post(URL, json=body, headers=key.headers)
@@ -228,7 +228,7 @@ async def test_accepted(
     ],
 )
 async def test_body_must_be_a_json_object(
-    client: httpx.AsyncClient, keys: KeyFactory, raw: bytes, message: str
+    client: httpx2.AsyncClient, keys: KeyFactory, raw: bytes, message: str
 ) -> None:
     key = await keys()
     response = await client.post(
@@ -240,7 +240,7 @@ async def test_body_must_be_a_json_object(
 
 
 async def test_defaults_are_filled_from_the_declaration(
-    client: httpx.AsyncClient, keys: KeyFactory, app: Any
+    client: httpx2.AsyncClient, keys: KeyFactory, app: Any
 ) -> None:
     key = await keys()
     task_id = (
@@ -260,7 +260,7 @@ async def test_defaults_are_filled_from_the_declaration(
     assert task.type == "image-to-image" and task.price == 6
 
 
-async def test_body_over_the_limit_is_413(client: httpx.AsyncClient, keys: KeyFactory) -> None:
+async def test_body_over_the_limit_is_413(client: httpx2.AsyncClient, keys: KeyFactory) -> None:
     key = await keys()
     body = json.dumps(generation(prompt="a" * 70_000)).encode()
     response = await client.post(
@@ -271,7 +271,7 @@ async def test_body_over_the_limit_is_413(client: httpx.AsyncClient, keys: KeyFa
 
 
 async def test_chunked_body_over_the_limit_is_413(
-    client: httpx.AsyncClient, keys: KeyFactory
+    client: httpx2.AsyncClient, keys: KeyFactory
 ) -> None:
     key = await keys()
 

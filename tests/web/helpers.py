@@ -3,7 +3,7 @@ with the token the page carried."""
 
 import re
 
-import httpx
+import httpx2
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')
 META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
@@ -23,20 +23,20 @@ def page_token(html: str) -> str:
 
 
 async def sign_up(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD
-) -> httpx.Response:
+    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx2.Response:
     return await _credentials_form(client, "/signup", email, password)
 
 
 async def sign_in(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD
-) -> httpx.Response:
+    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx2.Response:
     return await _credentials_form(client, "/login", email, password)
 
 
 async def _credentials_form(
-    client: httpx.AsyncClient, path: str, email: str, password: str
-) -> httpx.Response:
+    client: httpx2.AsyncClient, path: str, email: str, password: str
+) -> httpx2.Response:
     """Open the form (which sets its token cookie) and post it back with that token."""
     page = await client.get(path)
     return await client.post(
@@ -45,8 +45,8 @@ async def _credentials_form(
 
 
 async def post_form(
-    client: httpx.AsyncClient, page: str, target: str, **fields: str
-) -> httpx.Response:
+    client: httpx2.AsyncClient, page: str, target: str, **fields: str
+) -> httpx2.Response:
     """Post a form of `page` to `target` with the session's token, as its own form would."""
     token = page_token((await client.get(page)).text)
     return await client.post(target, data={**fields, "csrf_token": token})

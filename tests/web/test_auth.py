@@ -3,7 +3,7 @@
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from mediagate.accounts import users
@@ -13,7 +13,7 @@ from tests.web.helpers import PASSWORD, form_token, page_token, post_form, sign_
 
 
 async def test_sign_up_gives_a_session_and_welcome_test_credits(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     answer = await sign_up(client, "Ada@Example.com")
     assert answer.status_code == 303 and answer.headers["location"] == "/dashboard"
@@ -29,8 +29,8 @@ async def test_sign_up_gives_a_session_and_welcome_test_credits(
 
 
 async def test_secure_cookie_over_https(make_settings: Any, app: Any) -> None:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://gateway.test") as c:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="https://gateway.test") as c:
         answer = await sign_up(c, "sec@example.com")
     assert "Secure" in answer.headers["set-cookie"]
 
@@ -43,14 +43,14 @@ async def test_secure_cookie_over_https(make_settings: Any, app: Any) -> None:
     ],
 )
 async def test_sign_up_refusals_name_the_problem(
-    client: httpx.AsyncClient, email: str, password: str, message: str
+    client: httpx2.AsyncClient, email: str, password: str, message: str
 ) -> None:
     answer = await sign_up(client, email, password)
     assert answer.status_code == 400 and message in answer.text
     assert "mg_session" not in answer.headers.get("set-cookie", "")
 
 
-async def test_duplicate_email_and_wrong_password(client: httpx.AsyncClient) -> None:
+async def test_duplicate_email_and_wrong_password(client: httpx2.AsyncClient) -> None:
     await sign_up(client, "dup@example.com")
     client.cookies.clear()
     again = await sign_up(client, "DUP@example.com")
@@ -63,7 +63,7 @@ async def test_duplicate_email_and_wrong_password(client: httpx.AsyncClient) -> 
     assert right.status_code == 303
 
 
-async def test_pages_need_a_session(client: httpx.AsyncClient) -> None:
+async def test_pages_need_a_session(client: httpx2.AsyncClient) -> None:
     for path in ("/dashboard", "/console", "/keys", "/usage", "/tasks", "/admin"):
         answer = await client.get(path)
         assert answer.status_code == 303 and answer.headers["location"] == "/login", path
@@ -71,7 +71,7 @@ async def test_pages_need_a_session(client: httpx.AsyncClient) -> None:
 
 
 async def test_session_fixation_a_planted_cookie_is_never_adopted(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     await sign_up(client, "fix@example.com")
     client.cookies.clear()
@@ -85,7 +85,7 @@ async def test_session_fixation_a_planted_cookie_is_never_adopted(
     assert (await client.get("/dashboard")).status_code == 303  # the planted id is nobody's
 
 
-async def test_logout_ends_the_session_server_side(client: httpx.AsyncClient) -> None:
+async def test_logout_ends_the_session_server_side(client: httpx2.AsyncClient) -> None:
     await sign_up(client, "bye@example.com")
     token = client.cookies.get("mg_session")
     out = await post_form(client, "/dashboard", "/logout")
@@ -99,7 +99,7 @@ async def test_logout_ends_the_session_server_side(client: httpx.AsyncClient) ->
 
 
 async def test_csrf_missing_token_and_cross_origin_posts_are_refused(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     await sign_up(client, "csrf@example.com")
     keys_before = (await client.get("/keys")).text.count("data-key=")
@@ -133,7 +133,7 @@ async def test_csrf_missing_token_and_cross_origin_posts_are_refused(
     assert same_origin.status_code == 200
 
 
-async def test_login_form_needs_its_token_too(client: httpx.AsyncClient) -> None:
+async def test_login_form_needs_its_token_too(client: httpx2.AsyncClient) -> None:
     await sign_up(client, "login-csrf@example.com")
     client.cookies.clear()
     page = await client.get("/login")
@@ -157,14 +157,14 @@ async def test_sign_in_attempts_are_rate_limited(make_settings: Any) -> None:
     await asyncio.to_thread(upgrade, settings)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+        transport = httpx2.ASGITransport(app=application)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
             answers = [await sign_in(c, "guess@example.com", f"guess number {i}") for i in range(5)]
     assert [a.status_code for a in answers] == [400, 400, 400, 429, 429]
     assert "Retry-After" in answers[3].headers
 
 
-async def test_admin_pages_are_for_operators(client: httpx.AsyncClient, db: Any) -> None:
+async def test_admin_pages_are_for_operators(client: httpx2.AsyncClient, db: Any) -> None:
     await sign_up(client, "user@example.com")
     assert (await client.get("/admin")).status_code == 403
     async with db.write() as session:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from markupsafe import escape
 
@@ -33,7 +33,7 @@ def row(page: str, attribute: str, value: str) -> str:
     return found.group(1)
 
 
-async def test_model_page_shows_everything_the_declaration_says(client: httpx.AsyncClient) -> None:
+async def test_model_page_shows_everything_the_declaration_says(client: httpx2.AsyncClient) -> None:
     spec = load_catalog().get("kling-image-o1")
     page = (await client.get("/models/kling-image-o1")).text
     assert html.escape(spec.description) in page
@@ -107,8 +107,8 @@ async def test_the_model_page_follows_its_declaration(
         (folder / "test-painter.toml").write_text(MODEL.format(**values))
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t.test") as c:
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://t.test") as c:
                 listed = (await c.get("/models")).text
                 assert "/models/test-painter" in listed
                 return (await c.get("/models/test-painter")).text
@@ -123,11 +123,11 @@ async def test_the_model_page_follows_its_declaration(
     assert "<code>3</code>" in row(after, "data-param", "num_images")
 
 
-async def api(client: httpx.AsyncClient, key: str, path: str = "/api/v1/account") -> int:
+async def api(client: httpx2.AsyncClient, key: str, path: str = "/api/v1/account") -> int:
     return (await client.get(path, headers={"Authorization": f"Bearer {key}"})).status_code
 
 
-async def create_key(client: httpx.AsyncClient, name: str = "app") -> str:
+async def create_key(client: httpx2.AsyncClient, name: str = "app") -> str:
     answer = await post_form(client, "/keys", "/keys", name=name, mode="test")
     found = NEW_KEY.search(answer.text)
     assert found, answer.text
@@ -135,7 +135,7 @@ async def create_key(client: httpx.AsyncClient, name: str = "app") -> str:
 
 
 async def test_keys_create_shown_once_rotate_with_grace_and_revoke(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     await sign_up(client, "keys@example.com")
     raw = await create_key(client, "my-app")
@@ -164,7 +164,7 @@ async def test_keys_create_shown_once_rotate_with_grace_and_revoke(
     assert "revoked" in row((await client.get("/keys")).text, "data-key", newest_id)
 
 
-async def test_a_user_cannot_touch_another_users_key(client: httpx.AsyncClient) -> None:
+async def test_a_user_cannot_touch_another_users_key(client: httpx2.AsyncClient) -> None:
     await sign_up(client, "owner@example.com")
     raw = await create_key(client)
     key_id = re.search(r'data-key="(key_\w+)"', (await client.get("/keys")).text).group(1)  # type: ignore[union-attr]
@@ -186,7 +186,7 @@ def app_with_runner(app: Any) -> Callable[[], Any]:
 
 
 async def test_usage_shows_ledger_and_tasks_and_exports_csv(
-    client: httpx.AsyncClient, app_with_runner: Callable[[], Any]
+    client: httpx2.AsyncClient, app_with_runner: Callable[[], Any]
 ) -> None:
     await sign_up(client, "usage@example.com")
     raw = await create_key(client)
@@ -219,7 +219,7 @@ async def test_usage_shows_ledger_and_tasks_and_exports_csv(
 
 
 async def test_admin_grants_and_takes_back_credits_with_a_reason(
-    client: httpx.AsyncClient, db: Any
+    client: httpx2.AsyncClient, db: Any
 ) -> None:
     await sign_up(client, "customer@example.com")
     async with db.write() as session:

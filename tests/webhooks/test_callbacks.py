@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import select
 
@@ -124,7 +124,9 @@ async def finish(
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     key = await keys(credits=20)
     core = app.state.core
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://gw"
+    ) as c:
         task_id = (
             await c.post("/api/v1/images/generations", json=body, headers=key.headers)
         ).json()["data"]["task_id"]
