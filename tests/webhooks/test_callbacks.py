@@ -19,8 +19,10 @@ import pytest
 from sqlalchemy import select
 
 from mediagate.app import build_runner, create_app
+from mediagate.core.db import Database
 from mediagate.core.migrate import upgrade
 from mediagate.webhooks.models import CallbackDelivery
+from mediagate.webhooks.service import CallbackSender
 from mediagate.webhooks.signing import sign
 from tests.factories import KeyFactory, generation
 
@@ -164,6 +166,34 @@ async def test_the_final_task_object_is_delivered_signed(
     ]
     assert delivered["output"]["images"][0]["url"].startswith("https://gw.example/files/")
     assert await sender.deliver_due() == 0  # delivered once
+
+
+class CountedWrites(Database):
+    """The same database, counting the write units opened on it."""
+
+    writes = 0
+
+    def write(self) -> Any:
+        self.writes += 1
+        return super().write()
+
+
+async def test_with_nothing_due_no_write_unit_is_opened(
+    gateway: Any, keys: KeyFactory, receiver: Receiver
+) -> None:
+    """The runner asks after every claim: an empty outbox must not take the write lock."""
+    url = f"https://localhost:{receiver.port}/h"
+    await finish(gateway, keys, generation(callback_url=url))
+    db = CountedWrites(gateway.state.core.settings.db_url)
+    try:
+        sender = CallbackSender(db, gateway.state.components.fetcher)
+        assert await sender.deliver_due() == 1
+        assert db.writes == 2  # lease the delivery, then record it
+        assert await sender.deliver_due() == 0
+        assert db.writes == 2
+    finally:
+        await db.dispose()
+    assert len(receiver.received) == 1
 
 
 async def test_failed_tasks_are_announced_too(
