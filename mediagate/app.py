@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
-import httpx2
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -38,6 +37,7 @@ from mediagate.observability.endpoint import metrics_response
 from mediagate.observability.metrics import Metrics
 from mediagate.providers.callbacks import router as callbacks_router
 from mediagate.providers.configured import build_registry, keep_alive_pool, provider_client
+from mediagate.providers.http import ProviderHTTP
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
 from mediagate.runner.wakeups import Wakeups
@@ -60,7 +60,7 @@ class Components:
     fetcher: SafeFetcher
     references: ReferenceLoader
     providers: ProviderRegistry
-    provider_client: httpx2.AsyncClient
+    provider_client: ProviderHTTP
     callbacks: CallbackSender
     redis: RedisLink | None
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from mediagate.accounts import service as accounts
 from mediagate.accounts import users
@@ -326,4 +327,4 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
         await components.aclose()
         await db.dispose()
 
-    asyncio.run(go())
+    uvloop.run(go())  # the loop `serve` runs on too (uvicorn picks uvloop)

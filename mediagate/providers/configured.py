@@ -9,7 +9,7 @@ from mediagate.media.fetcher import SafeFetcher
 from mediagate.media.storage import Storage
 from mediagate.providers.base import Provider
 from mediagate.providers.fal import FalProvider
-from mediagate.providers.http import ResultFetcher
+from mediagate.providers.http import ProviderHTTP, ResultFetcher
 from mediagate.providers.kling import KlingProvider, KlingToken
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.providers.sandbox import SandboxProvider
@@ -28,18 +28,16 @@ def configured_names(settings: Settings) -> list[str]:
     return [name for name in ALL_LIVE if present[name]]
 
 
-def provider_client(settings: Settings) -> httpx2.AsyncClient:
-    """One pooled client for every provider API call (never proxies from the environment).
-    As many kept-alive connections as steps may run at once: with httpx2's default of 20, a
-    busy runner opened and closed a connection for most calls."""
-    return httpx2.AsyncClient(
-        timeout=httpx2.Timeout(settings.provider_timeout_s),
-        limits=keep_alive_pool(settings.runner_concurrency),
-        trust_env=False,
+def provider_client(settings: Settings) -> ProviderHTTP:
+    """One pooled client for every provider API call."""
+    return ProviderHTTP(
+        timeout_s=settings.provider_timeout_s, connections=settings.runner_concurrency
     )
 
 
 def keep_alive_pool(size: int) -> httpx2.Limits:
+    """As many kept-alive connections as steps may run at once: with httpx2's default of
+    20, a busy runner opened and closed a connection for most downloads."""
     return httpx2.Limits(max_connections=size, max_keepalive_connections=size)
 
 
@@ -48,7 +46,7 @@ def build_registry(
     settings: Settings,
     storage: Storage,
     fetcher: SafeFetcher,
-    client: httpx2.AsyncClient,
+    client: ProviderHTTP,
 ) -> ProviderRegistry:
     sandbox = SandboxProvider(
         db,

@@ -10,8 +10,6 @@ GET  response_url {"images": [{"url": ...}]}
 import re
 from typing import Any
 
-import httpx2
-
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.errors import (
     ProviderAuthError,
@@ -19,7 +17,7 @@ from mediagate.providers.errors import (
     ProviderRetryable,
     looks_like_policy,
 )
-from mediagate.providers.http import ResultFetcher, call_json, failed, image_urls, required_id
+from mediagate.providers.http import ProviderHTTP, ResultFetcher, failed, image_urls, required_id
 
 NAME = "fal"
 APP = "fal-ai/kling-image"
@@ -53,17 +51,16 @@ class FalProvider:
     sends_callbacks = False  # not asked for: the queue is polled
 
     def __init__(
-        self, client: httpx2.AsyncClient, results: ResultFetcher, *, api_key: str, base_url: str
+        self, http: ProviderHTTP, results: ResultFetcher, *, api_key: str, base_url: str
     ) -> None:
-        self.client = client
+        self.http = http
         self.results = results
         self.base = base_url.rstrip("/")
         self.headers = {"Authorization": f"Key {api_key}"}
 
     async def submit(self, request: ProviderRequest) -> str:
         url = f"{self.base}/{APP}/o1"
-        status, body = await call_json(
-            self.client,
+        status, body = await self.http.call_json(
             NAME,
             "POST",
             url,
@@ -81,8 +78,8 @@ class FalProvider:
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:
         base = f"{self.base}/{APP}/requests/{upstream_id}"
-        status, body = await call_json(
-            self.client, NAME, "GET", f"{base}/status", headers=self.headers
+        status, body = await self.http.call_json(
+            NAME, "GET", f"{base}/status", headers=self.headers
         )
         self._check(status, body)
         state = body.get("status") if isinstance(body, dict) else None
@@ -90,7 +87,7 @@ class FalProvider:
             return PollResult("pending")
         if state != "COMPLETED":
             raise ProviderRetryable(NAME, f"unknown status {state!r}")
-        status, body = await call_json(self.client, NAME, "GET", base, headers=self.headers)
+        status, body = await self.http.call_json(NAME, "GET", base, headers=self.headers)
         if status in (400, 422) and isinstance(body, dict):
             return failed("fal", _detail(body))
         self._check(status, body)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
 import jwt
 
 from mediagate.providers.base import PollResult, ProviderRequest
@@ -22,7 +21,7 @@ from mediagate.providers.errors import (
     ProviderRejected,
     ProviderRetryable,
 )
-from mediagate.providers.http import ResultFetcher, call_json, failed, image_urls, required_id
+from mediagate.providers.http import ProviderHTTP, ResultFetcher, failed, image_urls, required_id
 
 NAME = "kling"
 TOKEN_LIFETIME_S = 1800
@@ -88,13 +87,13 @@ class KlingProvider:
 
     def __init__(
         self,
-        client: httpx2.AsyncClient,
+        http: ProviderHTTP,
         results: ResultFetcher,
         *,
         token: KlingToken,
         base_url: str,
     ) -> None:
-        self.client = client
+        self.http = http
         self.results = results
         self.token = token
         self.base = base_url.rstrip("/")
@@ -105,15 +104,15 @@ class KlingProvider:
     async def submit(self, request: ProviderRequest) -> str:
         url = f"{self.base}{PATHS[request.type]}"
         body = submit_body(request)
-        status, answer = await call_json(
-            self.client, NAME, "POST", url, headers=self._headers(), json=body, creates=True
+        status, answer = await self.http.call_json(
+            NAME, "POST", url, headers=self._headers(), json=body, creates=True
         )
         data = self._data(status, answer)
         return required_id(NAME, data.get("task_id"), "task_id")
 
     async def lookup(self, request: ProviderRequest) -> str | None:
         url = f"{self.base}{PATHS[request.type]}/{request.reference}"
-        status, answer = await call_json(self.client, NAME, "GET", url, headers=self._headers())
+        status, answer = await self.http.call_json(NAME, "GET", url, headers=self._headers())
         if status == 404 or (
             isinstance(answer, dict) and answer.get("code") in REQUEST_CODES and status < 500
         ):
@@ -124,7 +123,7 @@ class KlingProvider:
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:
         url = f"{self.base}{PATHS[request.type]}/{upstream_id}"
-        status, answer = await call_json(self.client, NAME, "GET", url, headers=self._headers())
+        status, answer = await self.http.call_json(NAME, "GET", url, headers=self._headers())
         data = self._data(status, answer)
         state = data.get("task_status")
         if state in ("submitted", "processing"):

@@ -7,8 +7,7 @@ Envelope {"code": 200, "message": "success", "data": {...}}.
 """
 
 from typing import Any
-
-import httpx2
+from urllib.parse import urlencode
 
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.errors import (
@@ -17,7 +16,7 @@ from mediagate.providers.errors import (
     ProviderRetryable,
     looks_like_policy,
 )
-from mediagate.providers.http import ResultFetcher, call_json, failed, required_id
+from mediagate.providers.http import ProviderHTTP, ResultFetcher, failed, required_id
 
 NAME = "wavespeed"
 ENDPOINTS = {
@@ -47,13 +46,13 @@ class WaveSpeedProvider:
 
     def __init__(
         self,
-        client: httpx2.AsyncClient,
+        http: ProviderHTTP,
         results: ResultFetcher,
         *,
         api_key: str,
         base_url: str,
     ) -> None:
-        self.client = client
+        self.http = http
         self.results = results
         self.base = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"}
@@ -61,9 +60,8 @@ class WaveSpeedProvider:
     async def submit(self, request: ProviderRequest) -> str:
         url = f"{self.base}/api/v3/{ENDPOINTS[request.type]}"
         if request.callback_url:
-            url += "?" + str(httpx2.QueryParams({"webhook": request.callback_url}))
-        status, body = await call_json(
-            self.client,
+            url += "?" + urlencode({"webhook": request.callback_url})
+        status, body = await self.http.call_json(
             NAME,
             "POST",
             url,
@@ -79,7 +77,7 @@ class WaveSpeedProvider:
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:
         url = f"{self.base}/api/v3/predictions/{upstream_id}/result"
-        status, body = await call_json(self.client, NAME, "GET", url, headers=self.headers)
+        status, body = await self.http.call_json(NAME, "GET", url, headers=self.headers)
         data = self._data(status, body)
         state = data.get("status")
         if state in ("created", "processing"):
