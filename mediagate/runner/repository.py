@@ -4,15 +4,32 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, update
+from sqlalchemy import Integer, String, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
-from mediagate.core.db import UTCDateTime, table_of
+from mediagate.core.db import Database, UTCDateTime, table_of
 from mediagate.core.prepared import Prepared
 from mediagate.tasks.models import Task
 
 _claimable = (Task.status == "in_progress", Task.lease_owner.is_(None))
 _tasks = table_of(Task)
+# The claim's conditions are those of the partial index ix_tasks_due, with the status
+# written into the SQL: as a bound parameter, neither SQLite nor a generic PostgreSQL plan
+# can prove the index applies.
+_IN_PROGRESS: ColumnElement[str] = literal_column("'in_progress'", String())
+_due_now = (
+    _tasks.c.status == _IN_PROGRESS,
+    _tasks.c.lease_owner.is_(None),
+    _tasks.c.next_run_at <= bindparam("now", type_=UTCDateTime()),
+)
+_ANY_DUE = Prepared(select(_tasks.c.id).where(*_due_now).limit(1))
+
+
+async def any_due(db: Database, now: datetime) -> bool:
+    """Whether a claim would find work: one indexed read, no write lock. Runners ask
+    before every claim, and are woken far more often than work is due."""
+    return await _ANY_DUE.one(db, {"now": now}) is not None
 
 
 async def claim_due(
@@ -23,7 +40,8 @@ async def claim_due(
     PostgreSQL: the due rows are picked in a CTE with `FOR UPDATE SKIP LOCKED`, so workers
     claim side by side without waiting, and the LIMIT holds (as a plain `IN (subquery)` it
     does not: the planner may run the subquery more than once). SQLite: the write unit
-    holds the database lock (BEGIN IMMEDIATE), so select + update is already atomic.
+    holds the database lock (BEGIN IMMEDIATE), so a plain `IN (subquery)` is atomic, and
+    about seven times cheaper there than the CTE with UPDATE ... FROM.
     The tasks come back as plain (transient) Task objects: steps only read them.
     """
     claim = _claim(session.get_bind().dialect.name == "postgresql")
@@ -36,27 +54,25 @@ _TASK_COLUMNS = [c.key for c in _tasks.c]
 
 
 @functools.cache
-def _claim(skip_locked: bool) -> Prepared:
-    claimable = (_tasks.c.status == "in_progress", _tasks.c.lease_owner.is_(None))
+def _claim(postgresql: bool) -> Prepared:
     due = (
         select(_tasks.c.id)
-        .where(*claimable, _tasks.c.next_run_at <= bindparam("now", type_=UTCDateTime()))
+        .where(*_due_now)
         .order_by(_tasks.c.next_run_at)
         .limit(bindparam("limit", type_=Integer()))
     )
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
-    picked = due.cte("due")
-    return Prepared(
-        update(_tasks)
-        .where(_tasks.c.id == picked.c.id, *claimable)
-        .values(
-            lease_owner=bindparam("worker", type_=String()),
-            lease_expires_at=bindparam("until", type_=UTCDateTime()),
-            attempt=_tasks.c.attempt + 1,
-        )
-        .returning(*_tasks.c)
-    )
+    lease = {
+        "lease_owner": bindparam("worker", type_=String()),
+        "lease_expires_at": bindparam("until", type_=UTCDateTime()),
+        "attempt": _tasks.c.attempt + 1,
+    }
+    claimable = (_tasks.c.status == _IN_PROGRESS, _tasks.c.lease_owner.is_(None))
+    if postgresql:
+        picked = due.with_for_update(skip_locked=True).cte("due")
+        claim = update(_tasks).where(_tasks.c.id == picked.c.id, *claimable)
+    else:
+        claim = update(_tasks).where(_tasks.c.id.in_(due.scalar_subquery()), *claimable)
+    return Prepared(claim.values(lease).returning(*_tasks.c))
 
 
 async def write_back(

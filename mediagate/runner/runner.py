@@ -207,6 +207,8 @@ class Runner:
         room = self.settings.runner_concurrency - len(self._running)
         if room <= 0 or self._stopping.is_set():
             return 0
+        if not await repository.any_due(self.db, utcnow()):
+            return 0
         with self.metrics.claim_seconds.time():
             async with self.db.write() as session:
                 tasks = await repository.claim_due(
