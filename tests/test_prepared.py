@@ -120,6 +120,36 @@ async def test_part_of_the_unit_of_work_and_errors_are_sqlalchemys(db: Database)
             await INSERT.run(session, task_values("task_1", acc))
 
 
+async def test_direct_and_orm_statements_in_one_unit_commit_or_roll_back_together(
+    settings: Any,
+) -> None:
+    """On the inline driver a write unit's prepared statements run on its own connection
+    and ORM work through a session on that same connection. A fresh Database each time:
+    SQLAlchemy's first connect rolls back whatever is open, so it must never happen inside
+    a unit (it once undid the direct half, and the submit answered 200 without a hold)."""
+    db = Database(settings.db_url)
+    try:
+        acc = await account(db)  # ORM only
+        fresh = Database(settings.db_url)
+        try:
+            async with fresh.write() as session:
+                await INSERT.run(session, task_values("task_1", acc))  # direct first
+                await session.execute(update(Task).values(price=7))  # then the ORM
+                await BUMP.run(session, {"task": "task_1"})  # direct again
+            with pytest.raises(RuntimeError):
+                async with fresh.write() as session:
+                    await INSERT.run(session, task_values("task_2", acc))
+                    await session.execute(update(Task).values(price=8))
+                    raise RuntimeError("the unit fails")
+        finally:
+            await fresh.dispose()
+        async with db.read() as session:
+            [only] = (await session.scalars(select(Task))).all()
+        assert (only.id, only.price, only.polls) == ("task_1", 7, 1)
+    finally:
+        await db.dispose()
+
+
 async def test_on_the_inline_sqlite_driver_it_skips_sqlalchemys_execute(
     db: Database, request: pytest.FixtureRequest
 ) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BindParameter
 
-from mediagate.core.db import Database
+from mediagate.core.db import DIRECT_WRITE, Database
 from mediagate.core.sqlite_inline import InlineConnection
 
 _DRIVER = "mediagate.sqlite_connection"
@@ -130,7 +130,10 @@ def _run_direct(
 
 async def _sqlite_connection(session: AsyncSession) -> sqlite3.Connection | None:
     """The sqlite3 connection under this session's transaction, on the inline driver
-    (looked up once per transaction)."""
+    (a write unit's own, or looked up once per transaction)."""
+    direct: sqlite3.Connection | None = session.info.get(DIRECT_WRITE)
+    if direct is not None:
+        return direct
     transaction = session.sync_session.get_transaction()
     cached = session.info.get(_DRIVER)
     if cached is None or cached[0] is not transaction:

@@ -121,7 +121,7 @@ async def test_last_used_is_recorded_without_a_write_per_request(
     made = await keys(credits=60)
     touches: list[str] = []
     event.listen(
-        db_engine(app),
+        app.state.core.db.write_engine.sync_engine,  # write units' statements
         "before_cursor_execute",
         lambda *a: touches.append(a[2]) if a[2].startswith("UPDATE api_keys") else None,
     )
