@@ -19,12 +19,12 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2
+import aiohttp
 import jwt
 import uvicorn
 from PIL import Image
@@ -45,6 +45,19 @@ class FakeState:
     latency_s: tuple[float, float] = (2.0, 10.0)
     chance: random.Random = field(default_factory=lambda: random.Random(7))
     by_reference: dict[str, str] = field(default_factory=dict)
+    callbacks: aiohttp.ClientSession | None = None
+    """Kept alive for thousands of callbacks a second (bench/inflight.py); the lean
+    client, as the fake's own time counts against the gateway in bench/latency.py."""
+
+    def callback_client(self) -> aiohttp.ClientSession:
+        if self.callbacks is None:
+            self.callbacks = aiohttp.ClientSession()
+        return self.callbacks
+
+    async def close(self) -> None:
+        if self.callbacks is not None:
+            await self.callbacks.close()
+            self.callbacks = None
 
     def create(
         self, prompt: str, count: int, reference: str | None = None, callback: str | None = None
@@ -211,7 +224,7 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             delay = state.chance.uniform(*state.latency_s)
             state.tasks[task_id]["ready_at"] = time.monotonic() + delay
             if state.tasks[task_id]["callback"]:
-                call_back_later(state.tasks[task_id]["callback"], delay)
+                call_back_later(state, state.tasks[task_id]["callback"], delay)
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
@@ -237,37 +250,38 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             )
         return envelope(data)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.close()
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/images/omni-image", create, methods=["POST"]),
             Route("/v1/images/omni-image/{task_id}", query),
             Route("/v1/general/ai-multi-shot", create, methods=["POST"]),
             Route("/v1/general/ai-multi-shot/{task_id}", query),
             *common_routes(),
-        ]
+        ],
     )
 
 
-def call_back_later(url: str, delay_s: float) -> None:
+def call_back_later(state: FakeState, url: str, delay_s: float) -> None:
     """Like Kling: POST to the task's callback_url once it is done."""
-
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:  # one client per server loop: a new one costs ~20 ms of TLS setup
-        # Enough kept-alive connections for thousands of callbacks a second (bench/inflight.py).
-        _clients[loop] = httpx2.AsyncClient(limits=httpx2.Limits(max_keepalive_connections=100))
 
     async def call() -> None:
         await asyncio.sleep(delay_s)
-        with contextlib.suppress(httpx2.HTTPError):
-            await _clients[loop].post(url, json={"task_status": "succeed"})
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with state.callback_client().post(url, json={"task_status": "succeed"}) as r:
+                await r.read()
 
-    task = loop.create_task(call())
+    task = asyncio.get_running_loop().create_task(call())
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
 
 _pending: set["asyncio.Task[None]"] = set()
-_clients: dict[asyncio.AbstractEventLoop, httpx2.AsyncClient] = {}
 
 
 # --- fal ------------------------------------------------------------------------------
@@ -338,7 +352,7 @@ def serve(app: Starlette, state: FakeState) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
