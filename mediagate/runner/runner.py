@@ -63,6 +63,14 @@ captured). A runner that dies in between loses only work that is redone safely: 
 references again, polling again, downloading the same results to the same keys."""
 
 
+CLAIM_BATCH = 8
+"""Tasks claimed at once. A claim and the first part of each step it starts run without
+yielding to the event loop: 64 at once held it for about 40 ms. Claiming 8 and coming
+back spreads them over several turns of the loop, between the answers of steps already
+running: holding 5,000 tasks at 64 steps at once, the worker's loop lag p99 went from
+<= 100 ms to 30-40 ms, at the same throughput (bench/inflight.py)."""
+
+
 class LeaseLost(Exception):
     """Another worker owns this task now; stop without writing."""
 
@@ -136,11 +144,15 @@ class Runner:
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.settings.reconcile_interval_s
-                await self._claim_and_start()
+                claimed = await self._claim_and_start()
                 if self.callbacks is not None:
                     await self.callbacks.deliver_due()
             except Exception:
                 log.exception("runner loop error; retrying")
+                claimed = 0
+            if claimed == CLAIM_BATCH:  # probably more due: claim again once the loop has
+                await asyncio.sleep(0)  # run what is ready (the steps just started)
+                continue
             await self._idle()
         log.info("runner %s stopped claiming", self.worker)
 
@@ -214,7 +226,7 @@ class Runner:
                 tasks = await repository.claim_due(
                     session,
                     worker=self.worker,
-                    limit=room,
+                    limit=min(room, CLAIM_BATCH),
                     lease_s=self.settings.lease_s,
                     now=utcnow(),
                 )
