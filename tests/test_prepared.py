@@ -128,25 +128,27 @@ async def test_direct_and_orm_statements_in_one_unit_commit_or_roll_back_togethe
     SQLAlchemy's first connect rolls back whatever is open, so it must never happen inside
     a unit (it once undid the direct half, and the submit answered 200 without a hold)."""
     db = Database(settings.db_url)
+    fresh = Database(settings.db_url)
+
+    async def fails_after_both(acc: str) -> None:
+        async with fresh.write() as session:
+            await INSERT.run(session, task_values("task_2", acc))
+            await session.execute(update(Task).values(price=8))
+            raise RuntimeError("the unit fails")
+
     try:
         acc = await account(db)  # ORM only
-        fresh = Database(settings.db_url)
-        try:
-            async with fresh.write() as session:
-                await INSERT.run(session, task_values("task_1", acc))  # direct first
-                await session.execute(update(Task).values(price=7))  # then the ORM
-                await BUMP.run(session, {"task": "task_1"})  # direct again
-            with pytest.raises(RuntimeError):
-                async with fresh.write() as session:
-                    await INSERT.run(session, task_values("task_2", acc))
-                    await session.execute(update(Task).values(price=8))
-                    raise RuntimeError("the unit fails")
-        finally:
-            await fresh.dispose()
+        async with fresh.write() as session:
+            await INSERT.run(session, task_values("task_1", acc))  # direct first
+            await session.execute(update(Task).values(price=7))  # then the ORM
+            await BUMP.run(session, {"task": "task_1"})  # direct again
+        with pytest.raises(RuntimeError):
+            await fails_after_both(acc)
         async with db.read() as session:
             [only] = (await session.scalars(select(Task))).all()
         assert (only.id, only.price, only.polls) == ("task_1", 7, 1)
     finally:
+        await fresh.dispose()
         await db.dispose()
 
 
