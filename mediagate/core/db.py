@@ -133,9 +133,7 @@ class Database:
             return
         async with self._gate.hold():
             if self._direct_writes:
-                writer = self._writer()
-                await writer.ready()
-                async with writer.unit() as session:
+                async with self._writer().unit() as session:
                     yield session
                 return
             async with self._writes() as session, session.begin():
@@ -249,23 +247,21 @@ class SqliteWriter:
         _install_sqlite_hooks(engine, configure=False)  # configured above
         return cls(connection, engine)
 
-    async def ready(self) -> None:
-        """SQLAlchemy's first connect, outside any transaction: it initialises the dialect
-        and then rolls back, which inside a unit would undo what the unit wrote so far."""
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
         if not self._connected:
+            # SQLAlchemy's first connect initialises the dialect and then rolls back:
+            # inside the unit it would undo what the unit wrote so far.
             async with self.engine.connect():
                 pass
             self._connected = True
-
-    @asynccontextmanager
-    async def unit(self) -> AsyncIterator[AsyncSession]:
         raw = self.connection.sqlite
         raw.execute("BEGIN IMMEDIATE")
         session = self.sessions()
         session.info[DIRECT_WRITE] = raw
         try:
             yield session
-            if session.in_transaction() or session.new or session.dirty or session.deleted:
+            if session.in_transaction():  # the ORM did something (even just session.add)
                 await session.commit()  # flushes the ORM's part; commits the one transaction
             else:
                 raw.commit()

@@ -40,7 +40,6 @@ class ProviderHTTP:
                 connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0),
                 timeout=self.timeout,
                 trust_env=False,  # no proxy or netrc from the environment
-                auto_decompress=True,
             )
         return self._session
 

@@ -18,11 +18,8 @@ _tasks = table_of(Task)
 # written into the SQL: as a bound parameter, neither SQLite nor a generic PostgreSQL plan
 # can prove the index applies.
 _IN_PROGRESS: ColumnElement[str] = literal_column("'in_progress'", String())
-_due_now = (
-    _tasks.c.status == _IN_PROGRESS,
-    _tasks.c.lease_owner.is_(None),
-    _tasks.c.next_run_at <= bindparam("now", type_=UTCDateTime()),
-)
+_unleased = (_tasks.c.status == _IN_PROGRESS, _tasks.c.lease_owner.is_(None))
+_due_now = (*_unleased, _tasks.c.next_run_at <= bindparam("now", type_=UTCDateTime()))
 _ANY_DUE = Prepared(select(_tasks.c.id).where(*_due_now).limit(1))
 
 
@@ -66,12 +63,11 @@ def _claim(postgresql: bool) -> Prepared:
         "lease_expires_at": bindparam("until", type_=UTCDateTime()),
         "attempt": _tasks.c.attempt + 1,
     }
-    claimable = (_tasks.c.status == _IN_PROGRESS, _tasks.c.lease_owner.is_(None))
     if postgresql:
         picked = due.with_for_update(skip_locked=True).cte("due")
-        claim = update(_tasks).where(_tasks.c.id == picked.c.id, *claimable)
+        claim = update(_tasks).where(_tasks.c.id == picked.c.id, *_unleased)
     else:
-        claim = update(_tasks).where(_tasks.c.id.in_(due.scalar_subquery()), *claimable)
+        claim = update(_tasks).where(_tasks.c.id.in_(due.scalar_subquery()), *_unleased)
     return Prepared(claim.values(lease).returning(*_tasks.c))
 
 
