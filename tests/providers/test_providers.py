@@ -294,7 +294,7 @@ async def test_an_upstream_callback_makes_the_poll_due_now(
             for _ in range(3):  # prepare, submit: now waiting on the provider
                 await runner._claim_and_start()
                 while runner._running:
-                    await next(iter(runner._running))
+                    await asyncio.wait(runner._running)  # yields, so done callbacks run
             async with core.db.read() as s:  # a provider that calls back is polled rarely
                 waiting = await s.get_one(Task, task_id)
             assert waiting.step == "poll"
@@ -353,7 +353,7 @@ async def test_wavespeed_concurrency_limit_sends_the_overflow_elsewhere(
             for _ in range(3):
                 await runner._claim_and_start()
                 while runner._running:
-                    await next(iter(runner._running))
+                    await asyncio.wait(runner._running)  # yields, so done callbacks run
         async with core.db.read() as s:
             placed = {
                 t.id: (t.provider, t.step)

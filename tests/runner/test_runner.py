@@ -230,7 +230,7 @@ async def test_unexpected_errors_retry_then_fail_with_release(
             await s.execute(update(Task).where(Task.id == task_id).values(next_run_at=utcnow()))
         await runner._claim_and_start()
         while runner._running:
-            await next(iter(runner._running))
+            await asyncio.wait(runner._running)  # yields, so done callbacks run
     task = await fetch(client, key, task_id)
     assert exploding.calls == app.state.core.settings.step_max_errors
     assert task["status"] == "failed" and task["error"]["type"] == "api_error"
