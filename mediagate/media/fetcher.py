@@ -1,7 +1,8 @@
 """Fetch a URL a user gave us without ever reaching an internal address.
 
 - http/https only, no userinfo, ports from an allow-list;
-- the host is resolved ONCE (A and AAAA); every answer must be public, else refuse;
+- the host is resolved ONCE (A and AAAA); every answer must be public (or allowed, see
+  `AllowList`), else refuse the name: one bad answer is enough;
 - the connection goes to the checked address (pinned), with the Host header and TLS SNI
   (and certificate check) still using the hostname: DNS rebinding cannot slip in;
 - redirects followed by hand, each hop checked again; a total deadline over all hops; a
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from mediagate.media.addresses import IPAddress, is_public, parse_ip_literal
+from mediagate.media.addresses import AllowList, IPAddress, parse_ip_literal
 
 Reason = Literal[
     "bad_url",
@@ -55,7 +56,8 @@ class FetchPolicy:
     max_redirects: int = 3
     ports: frozenset[int] = frozenset({80, 443, 8080, 8443})
     allow_private: frozenset[str] = frozenset()
-    """Hosts (names or IP literals) that may be private: for tests and trusted internals."""
+    """Host names, IP addresses and networks that may be private (see `AllowList`): for
+    tests and trusted internals."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class SafeFetcher:
     ) -> None:
         self.policy = policy
         self.resolver = resolver
+        self.allowed = AllowList.parse(policy.allow_private)
         self.client = httpx2.AsyncClient(
             transport=transport,
             verify=verify,
@@ -192,15 +195,14 @@ class SafeFetcher:
         addresses = [literal] if literal is not None else await self.resolver(host, port)
         if not addresses:
             raise FetchError("unreachable", f"the host {host} has no address")
-        allowed = host in self.policy.allow_private or any(
-            str(a) in self.policy.allow_private for a in addresses
-        )
-        addresses.sort(key=lambda a: a.version)  # IPv4 first: the common, reliable path
-        blocked = [a for a in addresses if not is_public(a)]
-        if blocked and not allowed:
+        # Every answer decides: with any one refused the name is refused, so the address
+        # connected to below has always passed, whichever answer comes first.
+        refused = self.allowed.refused(host, addresses)
+        if refused:
             raise FetchError(
-                "blocked_address", f"{host} resolves to a non-public address ({blocked[0]})"
+                "blocked_address", f"{host} resolves to a non-public address ({refused[0]})"
             )
+        addresses.sort(key=lambda a: a.version)  # IPv4 first: the common, reliable path
         path = parts.path or "/"
         target = f"{path}?{parts.query}" if parts.query else path
         return Target(scheme, host, port, addresses[0], target)
@@ -264,4 +266,7 @@ def _decoder(encoding: str) -> "zlib._Decompress | None":
 
 
 def allow_list(entries: Iterable[str]) -> frozenset[str]:
-    return frozenset(e.strip("[]").lower() for e in entries)
+    """The allow-list setting's entries, checked (ValueError naming a bad one) and trimmed."""
+    entries = [e.strip() for e in entries]
+    AllowList.parse(entries)
+    return frozenset(entries)
