@@ -5,6 +5,8 @@
   `AllowList`), else refuse the name: one bad answer is enough;
 - the connection goes to the checked address (pinned), with the Host header and TLS SNI
   (and certificate check) still using the hostname: DNS rebinding cannot slip in;
+- pooled connections are keyed by (scheme, name, port, address), so a connection checked
+  for one name is never reused for another (pinned_transport.py);
 - redirects followed by hand, each hop checked again; a total deadline over all hops; a
   byte cap that holds whatever Content-Length says; compressed bodies are decoded with
   the same cap, so a gzip bomb stops at the cap;
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from mediagate.media.addresses import AllowList, IPAddress, parse_ip_literal
+from mediagate.media.pinned_transport import PinnedTransport
 
 Reason = Literal[
     "bad_url",
@@ -98,13 +101,12 @@ class SafeFetcher:
         self.policy = policy
         self.resolver = resolver
         self.allowed = AllowList.parse(policy.allow_private)
+        limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
         self.client = httpx2.AsyncClient(
-            transport=transport,
-            verify=verify,
+            transport=transport or PinnedTransport(verify=verify, limits=limits),
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment
             timeout=httpx2.Timeout(policy.deadline_s),
-            limits=limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20),
             headers={
                 "Accept-Encoding": "gzip, deflate, identity",
                 "User-Agent": "mediagate-fetcher/1",
@@ -124,7 +126,7 @@ class SafeFetcher:
                 "timed_out", f"no complete answer within {self.policy.deadline_s:g} s"
             ) from None
         except httpx2.TransportError as exc:
-            raise FetchError("unreachable", f"could not connect ({type(exc).__name__})") from None
+            raise FetchError("unreachable", _could_not("connect", exc)) from None
 
     async def _fetch(self, url: str, limit: int) -> Fetched:
         hops: list[str] = []
@@ -171,7 +173,7 @@ class SafeFetcher:
                 "timed_out", f"no answer within {self.policy.deadline_s:g} s"
             ) from None
         except httpx2.TransportError as exc:
-            raise FetchError("unreachable", f"could not deliver ({type(exc).__name__})") from None
+            raise FetchError("unreachable", _could_not("deliver", exc)) from None
 
     async def check_url(self, url: str) -> "Target":
         """Everything about a URL that can be checked before connecting; the pinned target."""
@@ -231,6 +233,16 @@ class Target:
     def extensions(self) -> dict[str, str]:
         # TLS: SNI and certificate verification against the name, not the pinned address.
         return {"sni_hostname": self.host} if self.scheme == "https" else {}
+
+
+def _could_not(what: str, exc: httpx2.TransportError) -> str:
+    """The words for a transport failure; a refused certificate says why."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"could not {what}: the TLS certificate was refused ({cause.verify_message})"
+        cause = cause.__cause__ or cause.__context__
+    return f"could not {what} ({type(exc).__name__})"
 
 
 async def read_capped(response: httpx2.Response, limit: int) -> bytes:
