@@ -1,15 +1,16 @@
 """Fetch a URL a user gave us without ever reaching an internal address.
 
-- http/https only, no userinfo, ports from an allow-list;
+- http/https only, no userinfo, ports from an allow-list, a syntactically valid host;
 - the host is resolved ONCE (A and AAAA); every answer must be public (or allowed, see
   `AllowList`), else refuse the name: one bad answer is enough;
 - the connection goes to the checked address (pinned), with the Host header and TLS SNI
   (and certificate check) still using the hostname: DNS rebinding cannot slip in;
 - pooled connections are keyed by (scheme, name, port, address), so a connection checked
   for one name is never reused for another (pinned_transport.py);
-- redirects followed by hand, each hop checked again; a total deadline over all hops; a
-  byte cap that holds whatever Content-Length says; compressed bodies are decoded with
-  the same cap, so a gzip bomb stops at the cap;
+- redirects followed by hand, each hop checked again like a first URL (an unparseable
+  target is a bad URL like any other); a total deadline over all hops; a byte cap that
+  holds whatever Content-Length says; compressed bodies are decoded with the same cap, so
+  a gzip bomb stops at the cap;
 - an explicit allow-list of private hosts, empty by default (tests use it for loopback).
 """
 
@@ -20,12 +21,13 @@ import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
-from mediagate.media.addresses import AllowList, IPAddress, parse_ip_literal
+from mediagate.media.addresses import AllowList, IPAddress, host_name, parse_ip_literal
 from mediagate.media.pinned_transport import PinnedTransport
 
 Reason = Literal[
@@ -141,7 +143,7 @@ class SafeFetcher:
                 extensions=target.extensions,
             ) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
-                    current = str(httpx2.URL(current).join(response.headers["location"]))
+                    current = _redirect_target(current, response.headers["location"])
                     continue
                 if response.status_code != 200:
                     raise FetchError(
@@ -187,13 +189,16 @@ class SafeFetcher:
             raise FetchError("bad_url", "only http and https URLs can be fetched")
         if parts.username is not None or parts.password is not None:
             raise FetchError("bad_url", "URLs with a user name or password are not fetched")
-        host = (parts.hostname or "").rstrip(".")
-        if not host:
+        given = (parts.hostname or "").rstrip(".")
+        if not given:
             raise FetchError("bad_url", "the URL has no host")
+        literal = parse_ip_literal(given)
+        host = str(literal) if literal is not None else host_name(given)
+        if host is None:
+            raise FetchError("bad_url", f"{given!r} is not a valid host name")
         port = port or DEFAULT_PORTS[scheme]
         if port not in self.policy.ports:
             raise FetchError("blocked_address", f"port {port} is not allowed")
-        literal = parse_ip_literal(host)
         addresses = [literal] if literal is not None else await self.resolver(host, port)
         if not addresses:
             raise FetchError("unreachable", f"the host {host} has no address")
@@ -206,8 +211,14 @@ class SafeFetcher:
             )
         addresses.sort(key=lambda a: a.version)  # IPv4 first: the common, reliable path
         path = parts.path or "/"
-        target = f"{path}?{parts.query}" if parts.query else path
-        return Target(scheme, host, port, addresses[0], target)
+        target = Target(
+            scheme, host, port, addresses[0], f"{path}?{parts.query}" if parts.query else path
+        )
+        try:
+            target.pinned_url  # noqa: B018 (httpx's own URL checks, before any connection)
+        except httpx2.InvalidURL as exc:
+            raise FetchError("bad_url", f"not a valid URL ({exc})") from None
+        return target
 
 
 @dataclass(frozen=True)
@@ -219,7 +230,7 @@ class Target:
     path: str
     """Path and query, as given."""
 
-    @property
+    @cached_property
     def pinned_url(self) -> httpx2.URL:
         ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
         return httpx2.URL(f"{self.scheme}://{ip}:{self.port}{self.path}")
@@ -233,6 +244,15 @@ class Target:
     def extensions(self) -> dict[str, str]:
         # TLS: SNI and certificate verification against the name, not the pinned address.
         return {"sni_hostname": self.host} if self.scheme == "https" else {}
+
+
+def _redirect_target(current: str, location: str) -> str:
+    """Where a redirect leads, joined leniently: check_url then judges it like any URL a
+    user gives (httpx's own join refuses forms such as `0177.0.0.1` with its own error)."""
+    try:
+        return urljoin(current, location.strip())
+    except ValueError as exc:
+        raise FetchError("bad_url", f"the redirect target is not a valid URL ({exc})") from None
 
 
 def _could_not(what: str, exc: httpx2.TransportError) -> str:
