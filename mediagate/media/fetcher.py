@@ -258,7 +258,9 @@ def _redirect_target(current: str, location: str) -> str:
 def _could_not(what: str, exc: httpx2.TransportError) -> str:
     """The words for a transport failure; a refused certificate says why."""
     cause: BaseException | None = exc
-    while cause is not None:
+    for _ in range(8):  # httpx -> httpcore -> ssl is three links; never loop on a cycle
+        if cause is None:
+            break
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"could not {what}: the TLS certificate was refused ({cause.verify_message})"
         cause = cause.__cause__ or cause.__context__
