@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     fetch_deadline_s: float = 20.0
     fetch_ports: list[int] = Field(default_factory=lambda: [80, 443, 8080, 8443])
     fetch_allow_private_hosts: list[str] = Field(default_factory=list)
-    """Hosts or IP literals allowed to be private (off by default; tests, trusted internals)."""
+    """Private destinations the fetcher may reach (empty by default; tests, trusted internals).
+    An IP address or CIDR network is reachable under any name; a host name (exact, no
+    wildcards) may resolve to private addresses, for that name only. A name not listed is
+    refused if any of its DNS answers is neither public nor in a listed network."""
     upload_max_bytes: int = 10_000_000
     fetch_ca_file: Path | None = None
     """Extra trust anchors (PEM) for user URLs over https, e.g. an internal CA."""

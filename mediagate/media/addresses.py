@@ -7,8 +7,11 @@ every IPv6 form that embeds an IPv4 address.
 
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DENIED_V4 = tuple(
     ipaddress.IPv4Network(n)
@@ -113,3 +116,70 @@ def _v4_number(part: str) -> int:
     if part.startswith("0") and len(part) > 1:
         return int(part, 8)
     return int(part)
+
+
+_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def host_name(host: str) -> str | None:
+    """`host` as the ASCII name DNS and TLS see (IDNA, lower case, no trailing dot), or None
+    when it cannot be a host name (spaces, percent signs, empty or overlong labels...)."""
+    host = host.rstrip(".").lower()
+    try:
+        ascii_name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+        return None
+    return ascii_name
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Private destinations an operator trusts; empty by default. Two kinds of entry:
+
+    - an IP address or network (`127.0.0.2`, `10.1.0.0/16`, `fd00::/8`): those addresses
+      may be reached, as a literal in a URL or as an answer for any name;
+    - a host name (`images.internal`, matched exactly, no wildcards): every address that
+      name resolves to may be reached, for that name only.
+
+    A name not on the list is refused if any of its answers is neither public nor inside an
+    allowed network, so a name cannot borrow an allowed address to smuggle in another."""
+
+    names: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> "AllowList":
+        """The list from its entries; ValueError naming an entry that is neither kind."""
+        names: set[str] = set()
+        networks: list[IPNetwork] = []
+        for entry in entries:
+            text = entry.strip().strip("[]")
+            literal = parse_ip_literal(text)
+            if literal is not None:
+                networks.append(ipaddress.ip_network(literal))
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text))
+                continue
+            except ValueError:
+                pass
+            name = host_name(text)
+            if name is None:
+                raise ValueError(
+                    f"fetch allow-list entry {entry!r} is neither a host name, an IP address "
+                    "nor a network (CIDR, host bits zero)"
+                )
+            names.add(name)
+        return cls(frozenset(names), tuple(networks))
+
+    def allows(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.networks)
+
+    def refused(self, host: str, addresses: Sequence[IPAddress]) -> list[IPAddress]:
+        """The answers for `host` that may not be reached: neither public nor allowed."""
+        if host in self.names:
+            return []
+        return [a for a in addresses if not is_public(a) and not self.allows(a)]

@@ -1,12 +1,16 @@
 """Fetch a URL a user gave us without ever reaching an internal address.
 
-- http/https only, no userinfo, ports from an allow-list;
-- the host is resolved ONCE (A and AAAA); every answer must be public, else refuse;
+- http/https only, no userinfo, ports from an allow-list, a syntactically valid host;
+- the host is resolved ONCE (A and AAAA); every answer must be public (or allowed, see
+  `AllowList`), else refuse the name: one bad answer is enough;
 - the connection goes to the checked address (pinned), with the Host header and TLS SNI
   (and certificate check) still using the hostname: DNS rebinding cannot slip in;
-- redirects followed by hand, each hop checked again; a total deadline over all hops; a
-  byte cap that holds whatever Content-Length says; compressed bodies are decoded with
-  the same cap, so a gzip bomb stops at the cap;
+- pooled connections are keyed by (scheme, name, port, address), so a connection checked
+  for one name is never reused for another (pinned_transport.py);
+- redirects followed by hand, each hop checked again like a first URL (an unparseable
+  target is a bad URL like any other); a total deadline over all hops; a byte cap that
+  holds whatever Content-Length says; compressed bodies are decoded with the same cap, so
+  a gzip bomb stops at the cap;
 - an explicit allow-list of private hosts, empty by default (tests use it for loopback).
 """
 
@@ -17,12 +21,14 @@ import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
-from mediagate.media.addresses import IPAddress, is_public, parse_ip_literal
+from mediagate.media.addresses import AllowList, IPAddress, host_name, parse_ip_literal
+from mediagate.media.pinned_transport import PinnedTransport
 
 Reason = Literal[
     "bad_url",
@@ -55,7 +61,8 @@ class FetchPolicy:
     max_redirects: int = 3
     ports: frozenset[int] = frozenset({80, 443, 8080, 8443})
     allow_private: frozenset[str] = frozenset()
-    """Hosts (names or IP literals) that may be private: for tests and trusted internals."""
+    """Host names, IP addresses and networks that may be private (see `AllowList`): for
+    tests and trusted internals."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +102,13 @@ class SafeFetcher:
     ) -> None:
         self.policy = policy
         self.resolver = resolver
+        self.allowed = AllowList.parse(policy.allow_private)
+        limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
         self.client = httpx2.AsyncClient(
-            transport=transport,
-            verify=verify,
+            transport=transport or PinnedTransport(verify=verify, limits=limits),
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment
             timeout=httpx2.Timeout(policy.deadline_s),
-            limits=limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20),
             headers={
                 "Accept-Encoding": "gzip, deflate, identity",
                 "User-Agent": "mediagate-fetcher/1",
@@ -121,7 +128,7 @@ class SafeFetcher:
                 "timed_out", f"no complete answer within {self.policy.deadline_s:g} s"
             ) from None
         except httpx2.TransportError as exc:
-            raise FetchError("unreachable", f"could not connect ({type(exc).__name__})") from None
+            raise FetchError("unreachable", _could_not("connect", exc)) from None
 
     async def _fetch(self, url: str, limit: int) -> Fetched:
         hops: list[str] = []
@@ -136,7 +143,7 @@ class SafeFetcher:
                 extensions=target.extensions,
             ) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
-                    current = str(httpx2.URL(current).join(response.headers["location"]))
+                    current = _redirect_target(current, response.headers["location"])
                     continue
                 if response.status_code != 200:
                     raise FetchError(
@@ -168,7 +175,7 @@ class SafeFetcher:
                 "timed_out", f"no answer within {self.policy.deadline_s:g} s"
             ) from None
         except httpx2.TransportError as exc:
-            raise FetchError("unreachable", f"could not deliver ({type(exc).__name__})") from None
+            raise FetchError("unreachable", _could_not("deliver", exc)) from None
 
     async def check_url(self, url: str) -> "Target":
         """Everything about a URL that can be checked before connecting; the pinned target."""
@@ -182,28 +189,36 @@ class SafeFetcher:
             raise FetchError("bad_url", "only http and https URLs can be fetched")
         if parts.username is not None or parts.password is not None:
             raise FetchError("bad_url", "URLs with a user name or password are not fetched")
-        host = (parts.hostname or "").rstrip(".")
-        if not host:
+        given = (parts.hostname or "").rstrip(".")
+        if not given:
             raise FetchError("bad_url", "the URL has no host")
+        literal = parse_ip_literal(given)
+        host = str(literal) if literal is not None else host_name(given)
+        if host is None:
+            raise FetchError("bad_url", f"{given!r} is not a valid host name")
         port = port or DEFAULT_PORTS[scheme]
         if port not in self.policy.ports:
             raise FetchError("blocked_address", f"port {port} is not allowed")
-        literal = parse_ip_literal(host)
         addresses = [literal] if literal is not None else await self.resolver(host, port)
         if not addresses:
             raise FetchError("unreachable", f"the host {host} has no address")
-        allowed = host in self.policy.allow_private or any(
-            str(a) in self.policy.allow_private for a in addresses
-        )
-        addresses.sort(key=lambda a: a.version)  # IPv4 first: the common, reliable path
-        blocked = [a for a in addresses if not is_public(a)]
-        if blocked and not allowed:
+        # Every answer decides: with any one refused the name is refused, so the address
+        # connected to below has always passed, whichever answer comes first.
+        refused = self.allowed.refused(host, addresses)
+        if refused:
             raise FetchError(
-                "blocked_address", f"{host} resolves to a non-public address ({blocked[0]})"
+                "blocked_address", f"{host} resolves to a non-public address ({refused[0]})"
             )
+        addresses.sort(key=lambda a: a.version)  # IPv4 first: the common, reliable path
         path = parts.path or "/"
-        target = f"{path}?{parts.query}" if parts.query else path
-        return Target(scheme, host, port, addresses[0], target)
+        target = Target(
+            scheme, host, port, addresses[0], f"{path}?{parts.query}" if parts.query else path
+        )
+        try:
+            target.pinned_url  # noqa: B018 (httpx's own URL checks, before any connection)
+        except httpx2.InvalidURL as exc:
+            raise FetchError("bad_url", f"not a valid URL ({exc})") from None
+        return target
 
 
 @dataclass(frozen=True)
@@ -215,7 +230,7 @@ class Target:
     path: str
     """Path and query, as given."""
 
-    @property
+    @cached_property
     def pinned_url(self) -> httpx2.URL:
         ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
         return httpx2.URL(f"{self.scheme}://{ip}:{self.port}{self.path}")
@@ -229,6 +244,27 @@ class Target:
     def extensions(self) -> dict[str, str]:
         # TLS: SNI and certificate verification against the name, not the pinned address.
         return {"sni_hostname": self.host} if self.scheme == "https" else {}
+
+
+def _redirect_target(current: str, location: str) -> str:
+    """Where a redirect leads, joined leniently: check_url then judges it like any URL a
+    user gives (httpx's own join refuses forms such as `0177.0.0.1` with its own error)."""
+    try:
+        return urljoin(current, location.strip())
+    except ValueError as exc:
+        raise FetchError("bad_url", f"the redirect target is not a valid URL ({exc})") from None
+
+
+def _could_not(what: str, exc: httpx2.TransportError) -> str:
+    """The words for a transport failure; a refused certificate says why."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl is three links; never loop on a cycle
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"could not {what}: the TLS certificate was refused ({cause.verify_message})"
+        cause = cause.__cause__ or cause.__context__
+    return f"could not {what} ({type(exc).__name__})"
 
 
 async def read_capped(response: httpx2.Response, limit: int) -> bytes:
@@ -264,4 +300,7 @@ def _decoder(encoding: str) -> "zlib._Decompress | None":
 
 
 def allow_list(entries: Iterable[str]) -> frozenset[str]:
-    return frozenset(e.strip("[]").lower() for e in entries)
+    """The allow-list setting's entries, checked (ValueError naming a bad one) and trimmed."""
+    entries = [e.strip() for e in entries]
+    AllowList.parse(entries)
+    return frozenset(entries)
