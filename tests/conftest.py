@@ -94,7 +94,7 @@ def make_settings(
             "sandbox_latency_s": 0.0,
             "runner_poll_interval_s": 0.05,
             "rate_limit_per_s": 0,
-            "fetch_allow_private_hosts": ["127.0.0.1"],  # the tests' own image server
+            "fetch_allow_private_hosts": ["127.0.0.1", "localhost"],  # the tests' own servers
             "fetch_ports": [80, 443, images.server_address[1]],
             **overrides,
         }
