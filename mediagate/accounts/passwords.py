@@ -46,8 +46,9 @@ class Passwords:
 
     def __init__(self, threads: int) -> None:
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="argon2")
-        # Verified against when the email is unknown, so both answers cost the same.
-        self._dummy: str | None = None
+        # Verified against when the email is unknown, so both answers cost the same; made
+        # now, in the background, so not even the first unknown email costs more.
+        self._dummy = self._pool.submit(_hasher.hash, "not a password of anyone's")
 
     async def hash(self, password: str) -> str:
         return await self._run(_hasher.hash, password)
@@ -55,9 +56,7 @@ class Passwords:
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """Whether `password` matches; with no hash (unknown user) the same work, False."""
         if password_hash is None:
-            if self._dummy is None:
-                self._dummy = await self.hash("not a password of anyone's")
-            await self._run(_check, self._dummy, password)
+            await self._run(_check, await asyncio.wrap_future(self._dummy), password)
             return False
         return await self._run(_check, password_hash, password)
 

@@ -16,6 +16,7 @@ from mediagate.app import create_app
 from mediagate.core.db import Database
 from mediagate.core.migrate import upgrade
 from mediagate.ledger.models import LedgerTransfer
+from tests.services import redis_server
 from tests.web.helpers import (
     PASSWORD,
     form_token,
@@ -307,3 +308,24 @@ async def test_admin_pages_are_for_operators(client: httpx2.AsyncClient, db: Any
     client.cookies.clear()
     await sign_in(client, "op@example.com")
     assert (await client.get("/admin")).status_code == 200
+
+
+async def test_sign_in_and_sign_up_limits_are_shared_by_replicas_through_redis(
+    make_settings: Any, tmp_path: Any
+) -> None:
+    with redis_server(tmp_path) as redis:
+        limits = {
+            "redis_url": redis.url,
+            "login_attempts_per_minute": 2,
+            "signup_per_address_per_hour": 1,
+        }
+        async with (
+            gateway(make_settings, **limits) as one,
+            gateway(make_settings, **limits) as two,
+            browser_at(one, "203.0.113.5") as a,
+            browser_at(two, "203.0.113.5") as b,
+        ):
+            guesses = [await sign_in(c, "shared@example.com", "wrong guess!") for c in (a, b, a)]
+            assert [g.status_code for g in guesses] == [400, 400, 429]
+            assert (await submit_sign_up(a, "r1@example.com")).status_code == 303
+            assert (await submit_sign_up(b, "r2@example.com")).status_code == 429
