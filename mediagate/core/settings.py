@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     """Extra delay inside every sandbox call, to simulate a slow upstream API."""
 
     # Dashboard
-    signup_test_credits: int = Field(100, ge=0)
+    signup_test_credits: int = Field(default=100, ge=0)
     """Test credits a new dashboard user gets, to try the sandbox at once (0: none)."""
     login_attempts_per_minute: int = 10
     """Sign-in attempts per (client address, email) pair, per minute (0: no limit)."""
