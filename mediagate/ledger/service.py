@@ -124,6 +124,8 @@ async def grant(
         .values(credits_posted=LedgerAccount.credits_posted + amount)
     )
     if added.rowcount != 1:  # type: ignore[attr-defined]
+        if await session.scalar(select(_accounts.c.id).where(_accounts.c.id == wallet)) is None:
+            raise NoResultFound(f"no wallet {wallet}")
         raise WalletFull(
             f"This grant would take the wallet past {MAX_WALLET_CREDITS:,} credits granted in all",
             param="amount",
