@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from mediagate import __version__
+from mediagate.accounts.passwords import Passwords
 from mediagate.accounts.routes import router as account_router
 from mediagate.catalog.loader import Catalog, load_catalog
 from mediagate.catalog.routes import router as catalog_router
@@ -46,6 +48,7 @@ from mediagate.tasks.routes import build_router as build_task_router
 from mediagate.web import admin as web_admin
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
+from mediagate.web.auth_limits import AuthLimits
 from mediagate.web.security import LoginRequired
 from mediagate.webhooks.service import CallbackSender
 
@@ -149,11 +152,8 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         )
         app.state.idempotency = InFlightKeys()
         app.state.key_cache = KeyCache(settings.key_cache_s)
-        app.state.login_limiter = RateLimiter(
-            settings.login_attempts_per_minute / 60,
-            settings.login_attempts_per_minute,
-            components.redis,
-        )
+        app.state.auth_limits = AuthLimits(settings, components.redis)
+        app.state.passwords = Passwords(settings.password_hash_threads)
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
         app.state.metrics = Metrics()
@@ -170,6 +170,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
             if runner is not None and runner_task is not None:
                 await runner.stop()
                 await runner_task
+            app.state.passwords.close()
             await components.aclose()
             await db.dispose()
 
@@ -181,6 +182,8 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    if settings.allowed_hosts:  # outermost: another Host is refused before anything runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.include_router(build_task_router(catalog))
     app.include_router(catalog_router)
     app.include_router(account_router)

@@ -17,6 +17,7 @@ import uvloop
 
 from mediagate.accounts import service as accounts
 from mediagate.accounts import users
+from mediagate.accounts.passwords import hash_blocking
 from mediagate.app import build_components, build_runner
 from mediagate.catalog.loader import load_catalog
 from mediagate.core.clock import isoformat, utcnow
@@ -77,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     p = k.add_parser("create", help="create a key (the account is created if new)")
     p.add_argument("--account", required=True)
     p.add_argument("--test", action="store_true", help="an aio_test_ key (sandbox, test credits)")
-    p.add_argument("--credits", type=int, default=0, help="also grant this many credits")
+    p.add_argument(
+        "--credits", type=_credits_or_zero, default=0, help="also grant this many credits"
+    )
     p.add_argument("--name", default="")
     p.add_argument("--expires-in-days", type=int)
     p.add_argument("--json", action="store_true")
@@ -104,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("credits", help="credits").add_subparsers(required=True, metavar="ACTION")
     p = c.add_parser("grant", help="grant credits to an account")
     p.add_argument("account")
-    p.add_argument("amount", type=int)
+    p.add_argument("amount", type=_credits)
     p.add_argument("--test", action="store_true", help="grant test credits")
     p.add_argument("--reason", default="granted from the command line")
     p.set_defaults(func=_run(credits_grant))
@@ -112,6 +115,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("account")
     p.set_defaults(func=_run(credits_show))
     return parser
+
+
+def _credits(text: str, *, zero: bool = False) -> int:
+    """argparse type: a credit amount within the ledger's bounds (argparse reports why not)."""
+    try:
+        return ledger.parse_amount(text, zero=zero)
+    except MediagateError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} (got {text[:40]!r})") from None
+
+
+def _credits_or_zero(text: str) -> int:
+    return _credits(text, zero=True)
 
 
 Command = Callable[[Database, Settings, argparse.Namespace], Awaitable[None]]
@@ -184,8 +199,9 @@ async def keys_revoke(db: Database, settings: Settings, args: argparse.Namespace
 
 async def admin_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:
     password = os.environ.get(args.password_env) or getpass.getpass("Password: ")
+    password_hash = hash_blocking(password)  # before the write unit: it takes ~0.3 s
     async with db.write() as session:
-        user = await users.create_user(session, args.email, password, admin=True)
+        user = await users.create_user(session, args.email, password_hash, admin=True)
     print(f"operator {user.email} created; sign in at /login")
 
 

@@ -14,8 +14,11 @@ class Account(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    webhook_secret: Mapped[str | None] = mapped_column(String(64))
-    """whsec_… secret that signs this account's task callbacks (made on first use)."""
+    webhook_secret_live: Mapped[str | None] = mapped_column(String(64))
+    """whsec_… secret that signs the callbacks of this account's live tasks."""
+    webhook_secret_test: Mapped[str | None] = mapped_column(String(64))
+    """…and of its test tasks: its own secret, so what a test key can read (and a sandbox
+    receiver holds) cannot forge a live callback."""
     tasks_in_progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Tasks accepted and not finished yet, kept by the transactions that accept and finish
     them: the in-flight limit reads this one row instead of counting tasks."""

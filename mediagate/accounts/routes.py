@@ -8,7 +8,7 @@ from mediagate.core.http import success
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.ledger import service as ledger
-from mediagate.webhooks.service import account_secret
+from mediagate.webhooks.service import account_secret, mode_secret
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
@@ -19,10 +19,10 @@ async def get_account(request: Request, caller: CurrentKey) -> JSONResponse:
     async with db.read() as session:
         account = await session.get_one(Account, caller.account_id)
         balance = await ledger.balance(session, caller.account_id, caller.mode)
-    secret = account.webhook_secret
-    if secret is None:  # an account made before callbacks existed: give it one now
+    secret = mode_secret(account, caller.mode)  # the secret of this key's mode only
+    if secret is None:
         async with db.write() as session:
-            secret = await account_secret(session, caller.account_id)
+            secret = await account_secret(session, caller.account_id, caller.mode)
     return success(
         {
             "account": {"id": account.id, "name": account.name},

@@ -32,7 +32,11 @@ async def get_or_create(session: AsyncSession, name: str) -> tuple[Account, bool
             "Account names are 1-200 letters, digits or ._@+- characters", param="account"
         )
     account = Account(
-        id=new_id("acc", 16), name=name, created_at=utcnow(), webhook_secret=signing.new_secret()
+        id=new_id("acc", 16),
+        name=name,
+        created_at=utcnow(),
+        webhook_secret_live=signing.new_secret(),
+        webhook_secret_test=signing.new_secret(),
     )
     session.add(account)
     await session.flush()

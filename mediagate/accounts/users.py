@@ -1,9 +1,8 @@
-"""Dashboard users: email + password (argon2id), one account each."""
+"""Dashboard users: email + password (argon2id, hashed by accounts/passwords.py outside
+any transaction), one account each."""
 
 import re
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,10 +13,10 @@ from mediagate.core.errors import InvalidRequest
 from mediagate.core.ids import new_id
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s.]{2,}$")
-MIN_PASSWORD = 10
-_hasher = PasswordHasher()
-# Verified against when the email is unknown, so both answers take the same time.
-_DUMMY = _hasher.hash("not a password of anyone's")
+
+
+class EmailTaken(InvalidRequest):
+    """An account with this email exists; sign in"""
 
 
 def normal_email(email: str) -> str:
@@ -27,19 +26,22 @@ def normal_email(email: str) -> str:
     return email
 
 
+async def by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
 async def create_user(
-    session: AsyncSession, email: str, password: str, *, admin: bool = False
+    session: AsyncSession, email: str, password_hash: str, *, admin: bool = False
 ) -> User:
+    """A new user and its account; EmailTaken if the email has one already."""
     email = normal_email(email)
-    if len(password) < MIN_PASSWORD:
-        raise InvalidRequest(f"Passwords are at least {MIN_PASSWORD} characters", param="password")
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise InvalidRequest("An account with this email exists; sign in", param="email")
+        raise EmailTaken(param="email")
     account, _ = await accounts.get_or_create(session, email)
     user = User(
         id=new_id("usr", 16),
         email=email,
-        password_hash=_hasher.hash(password),
+        password_hash=password_hash,
         account_id=account.id,
         is_admin=admin,
         created_at=utcnow(),
@@ -49,15 +51,6 @@ async def create_user(
     return user
 
 
-async def verify(session: AsyncSession, email: str, password: str) -> User | None:
-    """The user with this email and password, or None (same work either way)."""
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if user is None:
-        return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    return user
+async def set_password_hash(session: AsyncSession, user_id: str, password_hash: str) -> None:
+    user = await session.get_one(User, user_id)
+    user.password_hash = password_hash

@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None
-    """Base of the absolute URLs we hand out (result files); defaults to the request's."""
+    """Base of the absolute URLs we hand out (result files); defaults to the request's.
+    Required in production, so a client's Host header never shapes a URL we give out."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host header values served (e.g. `["api.example.com"]`, `*.example.com` for
+    subdomains); any other Host gets 400. Empty: every Host is served."""
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
 
@@ -113,10 +117,22 @@ class Settings(BaseSettings):
     """Extra delay inside every sandbox call, to simulate a slow upstream API."""
 
     # Dashboard
-    signup_test_credits: int = 100
-    """Test credits a new dashboard user gets, to try the sandbox at once."""
+    signup_test_credits: int = Field(default=100, ge=0)
+    """Test credits a new dashboard user gets, to try the sandbox at once (0: none)."""
     login_attempts_per_minute: int = 10
-    """Sign-in attempts per client address and per email, each."""
+    """Sign-in attempts per (client address, email) pair, per minute (0: no limit)."""
+    login_attempts_per_address_per_minute: int = 30
+    """Sign-in attempts per client address over all emails, per minute (0: no limit)."""
+    login_attempts_per_email_per_hour: int = 60
+    """Sign-in attempts per email from all addresses together, per hour: the slower
+    back-off that caps a guesser spread over many addresses (0: no limit)."""
+    signup_per_address_per_hour: int = 10
+    """Sign-ups per client address, per hour (0: no limit)."""
+    signup_per_hour: int = 200
+    """Sign-ups from everyone together, per hour (0: no limit)."""
+    password_hash_threads: int = 2
+    """Threads hashing or verifying passwords at once (argon2id: ~0.3 s of one core and
+    64 MiB each); further sign-ins and sign-ups wait for a free thread."""
 
     # First run
     demo_account: str = "demo"
@@ -127,6 +143,10 @@ class Settings(BaseSettings):
         if self.environment == "production" and not self.secret_key:
             raise ValueError(
                 "MEDIAGATE_SECRET_KEY must be set when MEDIAGATE_ENVIRONMENT=production"
+            )
+        if self.environment == "production" and not self.public_base_url:
+            raise ValueError(
+                "MEDIAGATE_PUBLIC_BASE_URL must be set when MEDIAGATE_ENVIRONMENT=production"
             )
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("MEDIAGATE_S3_BUCKET must be set when MEDIAGATE_STORAGE_BACKEND=s3")

@@ -27,11 +27,23 @@ return {allowed, tostring(tokens)}
 """
 
 
+MAX_LOCAL_BUCKETS = 100_000
+"""In-process buckets kept at most: sign-in buckets are named by whatever clients send."""
+
+
 class RateLimiter:
-    def __init__(self, rate_per_s: float, burst: int, redis: RedisLink | None = None) -> None:
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int,
+        redis: RedisLink | None = None,
+        *,
+        max_buckets: int = MAX_LOCAL_BUCKETS,
+    ) -> None:
         self.rate = rate_per_s
         self.burst = float(burst)
         self.redis = redis
+        self.max_buckets = max_buckets
         self._take = redis.client.register_script(TAKE_TOKEN) if redis else None
         self._buckets: dict[str, tuple[float, float]] = {}
 
@@ -54,12 +66,26 @@ class RateLimiter:
 
     def _take_local(self, key_id: str) -> None:
         now = time.monotonic()
+        if key_id not in self._buckets and len(self._buckets) >= self.max_buckets:
+            self._prune(now)
         tokens, last = self._buckets.get(key_id, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1.0:
             self._buckets[key_id] = (tokens, now)
             raise self._limited(tokens)
         self._buckets[key_id] = (tokens - 1.0, now)
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets that have refilled (the same as no bucket); if that is not enough,
+        the older half, so memory stays bounded whatever names clients make up."""
+        full = [
+            k for k, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
+        if len(self._buckets) >= self.max_buckets:
+            for key in list(self._buckets)[: len(self._buckets) // 2 + 1]:
+                del self._buckets[key]
 
     def _limited(self, tokens: float) -> RateLimited:
         return RateLimited(

@@ -9,4 +9,8 @@ class InsufficientCredits(MediagateError):
 
 
 class InvalidAmount(InvalidRequest):
-    """Credit amounts are positive whole numbers"""
+    """Credit amounts are whole numbers from 1 to 1,000,000,000,000"""
+
+
+class WalletFull(InvalidAmount):
+    """This grant would take the wallet past the most credits a wallet may be granted"""

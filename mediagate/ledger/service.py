@@ -1,5 +1,6 @@
 """Credits: grant, hold, capture, release, and balances. Services never commit."""
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,11 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediagate.core.clock import utcnow
 from mediagate.core.db import table_of
 from mediagate.core.prepared import Prepared
-from mediagate.ledger.errors import InsufficientCredits, InvalidAmount
+from mediagate.ledger.errors import InsufficientCredits, InvalidAmount, WalletFull
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 
 Mode = Literal["live", "test"]
 MODES: tuple[Mode, ...] = ("live", "test")
+MAX_AMOUNT = 10**12
+"""The largest single credit amount (grant, debit, hold): beyond any real top-up."""
+MAX_WALLET_CREDITS = 10**15
+"""The most a wallet may be granted over its life (its credits_posted, which bounds its
+other columns): every column and every sum over a wallet stays far inside 64 bits."""
+_DIGITS = re.compile(rf"[0-9]{{1,{len(str(MAX_AMOUNT))}}}")
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,23 @@ async def grant(
     transfer's id."""
     _check_amount(amount)
     wallet = wallet_id(account_id, mode)
-    await session.execute(
+    # Conditional on the room left, checked by the database before the sum is written: a
+    # sum can never pass MAX_WALLET_CREDITS (nor overflow into a REAL on SQLite).
+    added = await session.execute(
         update(LedgerAccount)
-        .where(LedgerAccount.id == wallet)
+        .where(
+            LedgerAccount.id == wallet,
+            LedgerAccount.credits_posted <= MAX_WALLET_CREDITS - amount,
+        )
         .values(credits_posted=LedgerAccount.credits_posted + amount)
     )
+    if added.rowcount != 1:  # type: ignore[attr-defined]
+        if await session.scalar(select(_accounts.c.id).where(_accounts.c.id == wallet)) is None:
+            raise NoResultFound(f"no wallet {wallet}")
+        raise WalletFull(
+            f"This grant would take the wallet past {MAX_WALLET_CREDITS:,} credits granted in all",
+            param="amount",
+        )
     return await _record(session, "grant", grants_id(mode), wallet, amount, reason=reason)
 
 
@@ -192,8 +211,21 @@ async def recompute_balance(session: AsyncSession, account_id: str, mode: Mode) 
     return Balance(posted=int(row[0]), held=int(row[1]))
 
 
+def parse_amount(text: str, *, zero: bool = False) -> int:
+    """A credit amount typed by a person (admin form, command line): plain digits, 1 to
+    MAX_AMOUNT (0 too with `zero`); InvalidAmount naming `amount` otherwise."""
+    text = text.strip()
+    if not _DIGITS.fullmatch(text):  # no sign, exponent, "_" or 20-digit number reaches int()
+        raise InvalidAmount(param="amount")
+    amount = int(text)
+    if amount == 0 and zero:
+        return 0
+    _check_amount(amount)
+    return amount
+
+
 def _check_amount(amount: int) -> None:
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_AMOUNT:
         raise InvalidAmount(param="amount")
 
 

@@ -380,6 +380,7 @@ class Runner:
                     session,
                     task_id=task.id,
                     account_id=task.account_id,
+                    mode=task.mode,
                     url=task.callback_url,
                     payload=task_as_data(finished, self._files_base()),
                 )

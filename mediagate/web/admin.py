@@ -63,6 +63,7 @@ async def _admin_page(request: Request, who: Viewer, *, error: str | None = None
         providers=providers,
         failures=failures,
         error=error,
+        max_amount=ledger.MAX_AMOUNT,
     )
 
 
@@ -77,16 +78,11 @@ async def change_credits(request: Request, who: Admin) -> Response:
     check_csrf(request, who.csrf_token, fields)
     mode = cast(Mode, fields.get("mode", ""))
     reason = fields.get("reason", "").strip()
-    try:
-        amount = int(fields.get("amount", ""))
-    except ValueError:
-        amount = 0
-    if mode not in ("live", "test") or amount <= 0 or not reason:
-        return await _admin_page(
-            request, who, error="Give a positive amount, live or test, and a reason"
-        )
+    if mode not in ("live", "test") or not reason:
+        return await _admin_page(request, who, error="Choose live or test, and give a reason")
     note = f"{reason} (by {who.user.email})"
     try:
+        amount = ledger.parse_amount(fields.get("amount", ""))
         async with core_state(request).db.write() as session:
             account = await session.get(Account, fields.get("account_id", ""))
             if account is None:
@@ -95,6 +91,6 @@ async def change_credits(request: Request, who: Admin) -> Response:
                 await ledger.debit(session, account.id, mode, amount, reason=note)
             else:
                 await ledger.grant(session, account.id, mode, amount, reason=note)
-    except MediagateError as exc:  # no such account, or not that many credits to take
+    except MediagateError as exc:  # a bad amount, no such account, or not that many to take
         return await _admin_page(request, who, error=exc.message)
     return redirect("/admin")

@@ -1,15 +1,19 @@
-"""Sign up, sign in, sign out. Every sign-in starts a new session (no fixation); sign-in
-attempts are rate limited per client address and per email."""
+"""Sign up, sign in, sign out. Every sign-in starts a new session (no fixation). Sign-up
+answers the same whether or not the email is registered (no enumeration) and never signs
+anyone in; the new user signs in next. Both are rate limited (web/auth_limits.py), and
+passwords are hashed off the event loop (accounts/passwords.py)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError
 
 from mediagate.accounts import users
+from mediagate.accounts.passwords import Passwords, check_new
 from mediagate.core.errors import InvalidRequest, RateLimited
 from mediagate.core.state import core_state
-from mediagate.keys.ratelimit import RateLimiter
 from mediagate.ledger import service as ledger
 from mediagate.web import sessions
+from mediagate.web.auth_limits import AuthLimits
 from mediagate.web.render import page, redirect
 from mediagate.web.security import (
     CSRF_COOKIE,
@@ -23,6 +27,10 @@ from mediagate.web.security import (
 from mediagate.web.sessions import SESSION_DAYS
 
 router = APIRouter(include_in_schema=False)
+SIGNED_UP = "/login?signed_up=1"
+SIGNED_UP_NOTICE = (
+    "Thanks. If this email is new, its account is ready: sign in with it and your password."
+)
 
 
 def _auth_page(request: Request, name: str, status: int = 200, **context: object) -> Response:
@@ -30,6 +38,28 @@ def _auth_page(request: Request, name: str, status: int = 200, **context: object
     response = page(request, name, None, status, form_token=token, **context)
     set_cookie(response, request, CSRF_COOKIE, token, max_age=3600)
     return response
+
+
+def _limited(request: Request, name: str, exc: RateLimited, what: str, email: str) -> Response:
+    wait = exc.headers["Retry-After"]
+    message = f"Too many {what} attempts; try again in {wait} seconds"
+    response = _auth_page(request, name, 429, error=message, email=email)
+    response.headers.update(exc.headers)
+    return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+def _limits(request: Request) -> AuthLimits:
+    limits: AuthLimits = request.app.state.auth_limits
+    return limits
 
 
 @router.get("/signup")
@@ -41,12 +71,24 @@ async def signup_page(request: Request, who: MaybeViewer) -> Response:
 async def signup(request: Request) -> Response:
     fields = await form(request)
     check_csrf(request, request.cookies.get(CSRF_COOKIE), fields)
+    given = fields.get("email", "")
+    try:
+        await _limits(request).signup(_client(request))
+    except RateLimited as exc:
+        return _limited(request, "signup.html", exc, "sign-up", given)
     core = core_state(request)
+    password = fields.get("password", "")
+    try:
+        email = users.normal_email(given)
+        check_new(password)
+    except InvalidRequest as exc:
+        return _auth_page(request, "signup.html", 400, error=exc.message, email=given)
+    # Hashed before the write unit (no lock held for 0.3 s), and whether or not the email
+    # is taken: both answers cost the same.
+    password_hash = await _passwords(request).hash(password)
     try:
         async with core.db.write() as session:
-            user = await users.create_user(
-                session, fields.get("email", ""), fields.get("password", "")
-            )
+            user = await users.create_user(session, email, password_hash)
             if core.settings.signup_test_credits > 0:
                 await ledger.grant(
                     session,
@@ -55,17 +97,17 @@ async def signup(request: Request) -> Response:
                     core.settings.signup_test_credits,
                     reason="welcome test credits",
                 )
-            token = await sessions.start(session, user.id)
-    except InvalidRequest as exc:
-        return _auth_page(
-            request, "signup.html", 400, error=exc.message, email=fields.get("email", "")
-        )
-    return _signed_in(request, token)
+    except (users.EmailTaken, IntegrityError):  # IntegrityError: a concurrent twin won
+        pass  # the same answer as a new account: whether an email is registered is private
+    return redirect(SIGNED_UP)
 
 
 @router.get("/login")
 async def login_page(request: Request, who: MaybeViewer) -> Response:
-    return redirect("/dashboard") if who else _auth_page(request, "login.html")
+    if who:
+        return redirect("/dashboard")
+    notice = SIGNED_UP_NOTICE if request.query_params.get("signed_up") else None
+    return _auth_page(request, "login.html", notice=notice)
 
 
 @router.post("/login")
@@ -73,21 +115,24 @@ async def login(request: Request) -> Response:
     fields = await form(request)
     check_csrf(request, request.cookies.get(CSRF_COOKIE), fields)
     email = fields.get("email", "").strip().lower()
-    limiter: RateLimiter = request.app.state.login_limiter
-    client = request.client.host if request.client else "unknown"
     try:
-        await limiter.check(f"login-ip:{client}")
-        await limiter.check(f"login-email:{email}")
+        await _limits(request).login(_client(request), email)
     except RateLimited as exc:
-        response = _auth_page(request, "login.html", 429, error=exc.message, email=email)
-        response.headers.update(exc.headers)
-        return response
+        return _limited(request, "login.html", exc, "sign-in", email)
     core = core_state(request)
-    async with core.db.write() as session:
-        user = await users.verify(session, email, fields.get("password", ""))
-        token = await sessions.start(session, user.id) if user else None
-    if token is None:
+    passwords = _passwords(request)
+    password = fields.get("password", "")
+    async with core.db.read() as session:
+        user = await users.by_email(session, email)
+    if not await passwords.verify(user.password_hash if user else None, password) or not user:
         return _auth_page(request, "login.html", 400, error="Wrong email or password", email=email)
+    rehashed = (
+        await passwords.hash(password) if passwords.needs_rehash(user.password_hash) else None
+    )
+    async with core.db.write() as session:
+        if rehashed is not None:
+            await users.set_password_hash(session, user.id, rehashed)
+        token = await sessions.start(session, user.id)
     return _signed_in(request, token)
 
 

@@ -18,6 +18,8 @@ class CallbackDelivery(Base):
     """The `webhook-id`: stable across retries, so receivers can de-duplicate."""
     task_id: Mapped[str] = mapped_column(String(40), index=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    mode: Mapped[str] = mapped_column(String(8), server_default="live")
+    """The task's mode (live | test): which of the account's secrets signs the delivery."""
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))

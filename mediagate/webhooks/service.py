@@ -40,17 +40,33 @@ def backoff(attempts: int, base_s: float) -> timedelta:
     return timedelta(seconds=min(base_s * 6 ** (attempts - 1), 6 * 3600))
 
 
-async def account_secret(session: AsyncSession, account_id: str) -> str:
-    """The account's whsec_ secret, made on first use."""
+def mode_secret(account: Account, mode: str) -> str | None:
+    return account.webhook_secret_test if mode == "test" else account.webhook_secret_live
+
+
+async def account_secret(session: AsyncSession, account_id: str, mode: str) -> str:
+    """The whsec_ secret of the account's `mode` (every account has both since migration
+    0007; made here should one ever be missing)."""
     account = await session.get_one(Account, account_id)
-    if account.webhook_secret is None:
-        account.webhook_secret = signing.new_secret()
+    secret = mode_secret(account, mode)
+    if secret is None:
+        secret = signing.new_secret()
+        if mode == "test":
+            account.webhook_secret_test = secret
+        else:
+            account.webhook_secret_live = secret
         await session.flush()
-    return account.webhook_secret
+    return secret
 
 
 async def enqueue(
-    session: AsyncSession, *, task_id: str, account_id: str, url: str, payload: dict[str, Any]
+    session: AsyncSession,
+    *,
+    task_id: str,
+    account_id: str,
+    mode: str,
+    url: str,
+    payload: dict[str, Any],
 ) -> None:
     now = utcnow()
     session.add(
@@ -58,6 +74,7 @@ async def enqueue(
             id=new_id("msg", 24),
             task_id=task_id,
             account_id=account_id,
+            mode=mode,
             url=url,
             payload=payload,
             status="pending",
@@ -94,8 +111,11 @@ class CallbackSender:
             )
             for delivery in due:  # leased: nobody else sends it meanwhile
                 delivery.next_attempt_at = now + LEASE
-            secrets = {d.account_id: await account_secret(session, d.account_id) for d in due}
-        await asyncio.gather(*(self._send(d, secrets[d.account_id]) for d in due))
+            secrets = {
+                (d.account_id, d.mode): await account_secret(session, d.account_id, d.mode)
+                for d in due
+            }
+        await asyncio.gather(*(self._send(d, secrets[d.account_id, d.mode]) for d in due))
         return len(due)
 
     async def _send(self, delivery: CallbackDelivery, secret: str) -> None:

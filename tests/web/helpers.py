@@ -22,10 +22,20 @@ def page_token(html: str) -> str:
     return found.group(1)
 
 
+async def submit_sign_up(
+    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx2.Response:
+    """The sign-up form posted; the answer (the same whether or not the email is new)."""
+    return await _credentials_form(client, "/signup", email, password)
+
+
 async def sign_up(
     client: httpx2.AsyncClient, email: str, password: str = PASSWORD
 ) -> httpx2.Response:
-    return await _credentials_form(client, "/signup", email, password)
+    """Sign up, then sign in as the new user does; the sign-in's answer."""
+    answer = await submit_sign_up(client, email, password)
+    assert answer.status_code == 303, answer.text
+    return await sign_in(client, email, password)
 
 
 async def sign_in(

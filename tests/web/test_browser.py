@@ -101,9 +101,16 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+    # The same answer whether or not the email was registered: on to sign in.
+    expect(page).to_have_url(f"{base}/login?signed_up=1")
+    expect(page.get_by_role("status")).to_contain_text("account is ready")
+    user.shot("02-signed-up")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{base}/dashboard")
     expect(page.locator('[data-balance="test"]').first).to_have_text("100")
-    user.shot("02-dashboard")
+    user.shot("03-dashboard")
 
     # A test key, created and copied.
     page = user.open("/keys")
@@ -114,7 +121,7 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     page.get_by_role("button", name="Copy").click()
     expect(page.locator(".copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == key
-    user.shot("03-keys-created")
+    user.shot("04-keys-created")
 
     # A sandbox generation from the console; its image appears.
     page = user.open("/console")
@@ -129,13 +136,13 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     expect(image).to_be_visible()
     page.wait_for_function("document.querySelector('#images img').naturalWidth > 0")
     assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1360, 768]
-    user.shot("04-console-generated")
+    user.shot("05-console-generated")
 
     # Phone-sized console.
     phone = Tab(browser, base, viewport={"width": 390, "height": 844})
     phone.context.add_cookies(user.context.cookies())
     phone.open("/console")
-    phone.shot("05-console-phone")
+    phone.shot("06-console-phone")
     assert not phone.foreign()
     phone.context.close()
 
@@ -148,7 +155,7 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     page.locator("#fields [name=prompt]").fill("Refused")
     page.get_by_role("button", name="Send request").click()
     expect(page.locator("#status")).to_contain_text("Error 401")
-    user.shot("06-console-401")
+    user.shot("07-console-401")
 
     # The charge in the ledger, the task in the gallery, the docs.
     page = user.open("/usage")
@@ -156,14 +163,14 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     expect(capture).to_have_count(1)
     expect(capture.locator("td").nth(3)).to_have_text("6")
     expect(page.locator('[data-balance="test"]')).to_have_text("94")
-    user.shot("07-usage")
+    user.shot("08-usage")
     user.open("/tasks")
-    user.shot("08-tasks")
+    user.shot("09-tasks")
     user.open("/models")
-    user.shot("09-models")
+    user.shot("10-models")
     page = user.open("/models/kling-image-o1")
     expect(page.locator('tr[data-type="ai-multi-shot"] .price')).to_have_text("16")
-    user.shot("10-model-page")
+    user.shot("11-model-page")
 
     # An operator grants credits; the user sees the new balance.
     operator = Tab(browser, base)
@@ -177,11 +184,11 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     row.get_by_label("Reason").fill("browser test grant")
     row.get_by_role("button", name="Apply").click()
     expect(row.locator("td").nth(3)).to_have_text("344")
-    operator.shot("11-admin")
+    operator.shot("12-admin")
 
     page = user.open("/dashboard")
     expect(page.locator('[data-balance="test"]').first).to_have_text("344")
-    user.shot("12-dashboard-after-grant")
+    user.shot("13-dashboard-after-grant")
     page = user.open("/usage")
     expect(page.locator('tr[data-kind="grant"]').first).to_contain_text("browser test grant")
 
@@ -192,4 +199,4 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     expect(user.page).to_have_url(f"{base}/login")
 
     assert user.foreign() == [] and operator.foreign() == []
-    assert len(list(ARTIFACTS.glob("*.png"))) == 12
+    assert len(list(ARTIFACTS.glob("*.png"))) == 13

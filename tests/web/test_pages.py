@@ -16,6 +16,7 @@ import pytest
 from markupsafe import escape
 
 from mediagate.accounts import users
+from mediagate.accounts.passwords import hash_blocking
 from mediagate.app import build_runner, create_app
 from mediagate.catalog.loader import load_catalog
 from mediagate.catalog.schemas import limits_text
@@ -223,7 +224,9 @@ async def test_admin_grants_and_takes_back_credits_with_a_reason(
 ) -> None:
     await sign_up(client, "customer@example.com")
     async with db.write() as session:
-        await users.create_user(session, "operator@example.com", PASSWORD, admin=True)
+        await users.create_user(
+            session, "operator@example.com", hash_blocking(PASSWORD), admin=True
+        )
     customer = client.cookies.get("mg_session")
     client.cookies.clear()
     await sign_in(client, "operator@example.com")
