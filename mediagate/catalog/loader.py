@@ -105,4 +105,5 @@ def _parse_inputs(raw: dict[str, Any]) -> InputRules:
         max_aspect=float(raw.get("max_aspect", default.max_aspect)),
         max_bytes=int(raw.get("max_bytes", default.max_bytes)),
         max_pixels=int(raw.get("max_pixels", default.max_pixels)),
+        max_decoded_bytes=int(raw.get("max_decoded_bytes", default.max_decoded_bytes)),
     )

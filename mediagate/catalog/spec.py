@@ -50,6 +50,10 @@ class InputRules:
     max_aspect: float = 100.0
     max_bytes: int = 10_000_000
     max_pixels: int = 36_000_000
+    max_decoded_bytes: int = 128 * 1024 * 1024
+    """Bytes of memory decoding one reference may take at once (mode, bit depth and
+    frames counted as Pillow holds them: media/images.py `decoded_bytes`). A small file
+    can decode to hundreds of MB; the sandbox decodes every reference it draws."""
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     """Time from submit until the sandbox reports the task done."""
     sandbox_call_delay_s: float = 0.0
     """Extra delay inside every sandbox call, to simulate a slow upstream API."""
+    sandbox_render_threads: int = Field(default=2, ge=1)
+    """Sandbox images decoded or drawn at once per process, each on its own thread off
+    the event loop (a count). Each may hold about one reference's decoded size
+    (`max_decoded_bytes`, 128 MiB) at a time; further work waits briefly, then retries."""
 
     # Dashboard
     signup_test_credits: int = Field(default=100, ge=0)

@@ -12,6 +12,7 @@ from mediagate.providers.fal import FalProvider
 from mediagate.providers.http import ProviderHTTP, ResultFetcher
 from mediagate.providers.kling import KlingProvider, KlingToken
 from mediagate.providers.registry import ProviderRegistry
+from mediagate.providers.render_pool import RenderPool
 from mediagate.providers.sandbox import SandboxProvider
 from mediagate.providers.wavespeed import WaveSpeedProvider
 
@@ -51,6 +52,7 @@ def build_registry(
     sandbox = SandboxProvider(
         db,
         storage,
+        pool=RenderPool(settings.sandbox_render_threads),
         latency_s=settings.sandbox_latency_s,
         call_delay_s=settings.sandbox_call_delay_s,
     )

@@ -3,12 +3,22 @@
 It behaves like an upstream API: submit returns an id at once, poll reports `pending`
 until the simulated latency has passed, results are fetched by reference. Its state lives
 in its own table, so it survives worker restarts like a real provider would.
+
+Image work runs on a small bounded pool of threads (render_pool.py). The polls that find
+a job done decode each reference once, shrink it to the most any output draws it at,
+and keep those thumbnails in storage (keys in the job row) before answering `completed`;
+every output is then drawn from the thumbnails, however many images were asked for.
 """
 
 import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -17,11 +27,26 @@ from mediagate.core.db import Database
 from mediagate.core.ids import new_id
 from mediagate.media.storage import Storage
 from mediagate.providers.base import PollResult, ProviderRequest
+from mediagate.providers.errors import ProviderRejected, ProviderRetryable
 from mediagate.providers.models import SandboxJob
-from mediagate.providers.sandbox_render import VIEWS, render
+from mediagate.providers.render_pool import RenderBusy, RenderPool
+from mediagate.providers.sandbox_render import (
+    VIEWS,
+    output_size,
+    reference_box,
+    render,
+    thumbnail,
+)
 
 FAIL_MARKER = "[sandbox:fail]"
 MULTI_SHOT = "ai-multi-shot"
+BUSY_RETRY_S = 2.0
+THUMBNAIL_BUDGET_S = 4.0
+"""Decoding done by one poll before it answers `pending` and keeps the rest for the next
+(one reference at the decode cap takes about a second, two on a loaded machine)."""
+
+Thumbnailer = Callable[[bytes, tuple[int, int]], Image.Image]
+"""Decodes one reference and shrinks it to fit a box (a seam: tests count the decodes)."""
 
 
 class SandboxProvider:
@@ -30,12 +55,23 @@ class SandboxProvider:
     sends_callbacks = False
 
     def __init__(
-        self, db: Database, storage: Storage, *, latency_s: float, call_delay_s: float = 0.0
+        self,
+        db: Database,
+        storage: Storage,
+        *,
+        pool: RenderPool,
+        latency_s: float,
+        call_delay_s: float = 0.0,
+        thumbnailer: Thumbnailer = thumbnail,
+        thumbnail_budget_s: float = THUMBNAIL_BUDGET_S,
     ) -> None:
         self.db = db
         self.storage = storage
+        self.pool = pool
         self.latency = timedelta(seconds=latency_s)
         self.call_delay_s = call_delay_s
+        self.thumbnailer = thumbnailer
+        self.thumbnail_budget_s = thumbnail_budget_s
 
     async def submit(self, request: ProviderRequest) -> str:
         await self._delay()
@@ -83,6 +119,8 @@ class SandboxProvider:
                     f"The sandbox failed this task on purpose (the prompt contains {FAIL_MARKER})"
                 ),
             )
+        if await self._thumbnails(job, request, budget_s=self.thumbnail_budget_s) is None:
+            return PollResult("pending")  # still "generating": more references to decode
         count = (
             len(VIEWS) if request.type == MULTI_SHOT else int(request.params.get("num_images", 1))
         )
@@ -93,29 +131,103 @@ class SandboxProvider:
         parts = urlsplit(output)
         if parts.scheme != "sandbox":
             raise ValueError(f"not a sandbox result: {output}")
+        async with self.db.read() as session:
+            job = await session.get(SandboxJob, parts.netloc)
+        if job is None:
+            raise ProviderRejected(self.name, "Unknown sandbox job", error_type="provider_error")
         index = int(parts.path.lstrip("/"))
-        params = request.params
         multi_shot = request.type == MULTI_SHOT
-        total = len(VIEWS) if multi_shot else int(params.get("num_images", 1))
-        references = [
-            data
-            for ref in request.prepared.get("references", [])
-            if (data := await self.storage.get(ref["key"])) is not None
-        ]
-        aspect_ratio = params.get("aspect_ratio", "1:1")
-        if aspect_ratio == "auto":
-            aspect_ratio = request.prepared.get("aspect_ratio", "1:1")
-        return await asyncio.to_thread(
-            render,
-            prompt=params.get("prompt", ""),
-            aspect_ratio=aspect_ratio,
-            resolution=params.get("resolution", "1k"),
-            index=index,
-            total=total,
-            references=references,
-            view=VIEWS[index] if multi_shot else None,
-        )
+        total = len(VIEWS) if multi_shot else int(request.params.get("num_images", 1))
+        aspect_ratio, resolution = _output_shape(request)
+        # Made by the poll that found the job done; only a job polled by an older version
+        # (or a concurrent fetch of one) makes them here.
+        keys = await self._thumbnails(job, request, budget_s=None) or []
+        async with self._slot():
+            thumbnails = [data for key in keys if (data := await self.storage.get(key))]
+            return await self.pool.run(
+                _draw,
+                thumbnails,
+                prompt=request.params.get("prompt", ""),
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                index=index,
+                total=total,
+                view=VIEWS[index] if multi_shot else None,
+            )
+
+    async def _thumbnails(
+        self, job: SandboxJob, request: ProviderRequest, *, budget_s: float | None
+    ) -> list[str] | None:
+        """Storage keys of the job's reference thumbnails, or None while some are still
+        to be made. Each reference is decoded once, one at a time, holding one render
+        slot; once `budget_s` has passed, what is made is kept and the caller comes back
+        for the rest, so ten large references never hold one step past its lease."""
+        references = request.prepared.get("references", [])
+        multi_shot = request.type == MULTI_SHOT
+        if multi_shot:
+            references = references[:1]  # every view shows the one subject
+        made: list[str | None] = list(job.request.get("thumbnails", []))
+        if len(made) < len(references):
+            box = reference_box(
+                output_size(*_output_shape(request)), len(references), multi_shot=multi_shot
+            )
+            loop = asyncio.get_running_loop()
+            async with self._slot():
+                started = loop.time()
+                for ref in references[len(made) :]:
+                    made.append(await self._thumbnail(f"{job.id}_ref{len(made)}.png", ref, box))
+                    if budget_s is not None and loop.time() - started >= budget_s:
+                        break
+            async with self.db.write() as session:
+                row = await session.get(SandboxJob, job.id)
+                if row is not None:
+                    row.request = {**row.request, "thumbnails": made}
+        if len(made) < len(references):
+            return None
+        return [key for key in made if key is not None]
+
+    async def _thumbnail(
+        self, key: str, reference: dict[str, Any], box: tuple[int, int]
+    ) -> str | None:
+        """Decode one stored reference and keep it at `box` under `key` (None: it is gone)."""
+        data = await self.storage.get(reference["key"])
+        if data is None:
+            return None
+        await self.storage.put(key, await self.pool.run(self._shrink, data, box))
+        return key
+
+    def _shrink(self, data: bytes, box: tuple[int, int]) -> bytes:
+        out = io.BytesIO()
+        self.thumbnailer(data, box).save(out, format="PNG", compress_level=1)
+        return out.getvalue()
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """A render slot. A busy pool is the sandbox's 429: the step comes back later,
+        without counting as an error."""
+        try:
+            async with self.pool.slot():
+                yield
+        except RenderBusy as exc:
+            raise ProviderRetryable(self.name, str(exc), retry_after_s=BUSY_RETRY_S) from exc
 
     async def _delay(self) -> None:
         if self.call_delay_s > 0:
             await asyncio.sleep(self.call_delay_s)
+
+
+def _output_shape(request: ProviderRequest) -> tuple[str, str]:
+    """(aspect ratio, resolution) of the outputs; `auto` as resolved at prepare."""
+    aspect_ratio = request.params.get("aspect_ratio", "1:1")
+    if aspect_ratio == "auto":
+        aspect_ratio = request.prepared.get("aspect_ratio", "1:1")
+    return aspect_ratio, request.params.get("resolution", "1k")
+
+
+def _draw(thumbnails: list[bytes], **params: Any) -> bytes:
+    """One output, drawn from the references' thumbnails (small PNGs we made)."""
+    references = []
+    for data in thumbnails:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            references.append(image.convert("RGB"))
+    return render(references=references, **params)

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 PIXELS = {"1k": 1024 * 1024, "2k": 2048 * 2048}
 SQUARE = "1:1"
 VIEWS = ("front", "three-quarter left", "profile right", "back")
+DECODABLE = ["PNG", "JPEG", "WEBP"]
 
 
 def output_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
@@ -26,6 +27,35 @@ def _multiple_of_16(x: float) -> int:
     return max(16, round(x / 16) * 16)
 
 
+def reference_box(size: tuple[int, int], count: int, *, multi_shot: bool) -> tuple[int, int]:
+    """The most a reference is ever drawn at on an output of `size`: a cell of the strip
+    along the bottom, or 60% of the canvas for a multi-shot subject."""
+    width, height = size
+    if multi_shot:
+        return int(width * 0.6), int(height * 0.6)
+    cell = (width - 32) // max(count, 4)
+    return cell - 12, height // 4
+
+
+def thumbnail(data: bytes, box: tuple[int, int]) -> Image.Image:
+    """Decode a checked reference once and shrink it to fit `box` (RGB).
+
+    Memory stays near what decoding itself takes (`decoded_bytes` in media/images.py):
+    JPEG decodes at 1/2..1/8 scale in draft mode; anything else is decimated to at most
+    twice the box before the filtered resize, so the full-size image is never copied
+    (Pillow's filtered resize of RGBA/LA first makes a premultiplied copy of all of it)."""
+    with Image.open(io.BytesIO(data), formats=DECODABLE) as source:
+        source.draft("RGB", box)
+        image: Image.Image = source
+        scale = min(2 * box[0] / image.width, 2 * box[1] / image.height)
+        if scale < 1:
+            rough = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(rough, Image.Resampling.NEAREST)
+        # No reducing gap: Image.reduce refuses some modes (I;16), and we are close already.
+        image.thumbnail(box, reducing_gap=None)
+        return image.convert("RGB")
+
+
 def render(
     *,
     prompt: str,
@@ -33,11 +63,12 @@ def render(
     resolution: str,
     index: int,
     total: int,
-    references: list[bytes] | None = None,
+    references: list[Image.Image] | None = None,
     view: str | None = None,
 ) -> bytes:
-    """A deterministic PNG for these inputs: the reference images composited along the
-    bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view."""
+    """A deterministic PNG for these inputs: the reference thumbnails composited along the
+    bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view.
+    References come from `thumbnail` at `reference_box`, so nothing large is decoded here."""
     references = references or []
     width, height = output_size(aspect_ratio, resolution)
     seed = hashlib.sha256(f"{prompt}|{aspect_ratio}|{resolution}|{index}".encode()).digest()
@@ -90,22 +121,21 @@ def render(
     return out.getvalue()
 
 
-def _open_small(data: bytes, box: tuple[int, int]) -> Image.Image:
-    """Decode a checked reference at about the size it will be shown (JPEG draft mode)."""
-    with Image.open(io.BytesIO(data)) as source:
-        source.draft("RGB", box)
-        image = source.convert("RGB")
+def _fit(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    if image.width <= box[0] and image.height <= box[1]:
+        return image
+    image = image.copy()
     image.thumbnail(box)
     return image
 
 
-def _paste_strip(canvas: Image.Image, references: list[bytes]) -> None:
+def _paste_strip(canvas: Image.Image, references: list[Image.Image]) -> None:
     width, height = canvas.size
     cell = (width - 32) // max(len(references), 4)
-    box = (cell - 12, height // 4)
+    box = reference_box(canvas.size, len(references), multi_shot=False)
     x = 16
-    for data in references:
-        thumb = _open_small(data, box)
+    for reference in references:
+        thumb = _fit(reference, box)
         y = height - thumb.height - 16
         ImageDraw.Draw(canvas).rectangle(
             (x - 3, y - 3, x + thumb.width + 2, y + thumb.height + 2), fill=(255, 255, 255)
@@ -114,9 +144,9 @@ def _paste_strip(canvas: Image.Image, references: list[bytes]) -> None:
         x += cell
 
 
-def _paste_view(canvas: Image.Image, subject: bytes, view: str) -> None:
+def _paste_view(canvas: Image.Image, subject: Image.Image, view: str) -> None:
     width, height = canvas.size
-    image = _open_small(subject, (int(width * 0.6), int(height * 0.6)))
+    image = _fit(subject, reference_box(canvas.size, 1, multi_shot=True))
     if view == "profile right":
         image = ImageOps.mirror(image)
     elif view == "three-quarter left":
