@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     """Base of the absolute URLs we hand out (result files); defaults to the request's."""
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
+    """Largest JSON request body of the API, in bytes (413 above it)."""
+    form_max_bytes: int = 16 * 1024
+    """Largest dashboard form body (and any other non-API body), in bytes (413 above it)."""
+
 
     # Runner
     embedded_runner: bool = True
