@@ -1,5 +1,6 @@
 """Server limits uvicorn lacks: a connection that is slow to send its request head, or
-stops sending a body, is closed, so stalled clients cannot hold connections open."""
+stops sending a body, is closed, so stalled clients cannot hold connections open; and a
+request head larger than a cap is answered 431 (httptools itself takes any size)."""
 
 import asyncio
 import functools
@@ -7,21 +8,44 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
+    b"\r\ncontent-length: 31\r\nconnection: close\r\n\r\nRequest header fields too large"
+)
+
 
 class TimedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a head timeout (from a fresh connection's opening,
-    or a request's first byte, until its headers are complete) and a body idle timeout
-    (between body chunks while the app waits for them)."""
+    or a request's first byte, until its headers are complete), a body idle timeout
+    (between body chunks while the app waits for them) and a head size cap."""
 
-    def __init__(self, *args: Any, header_timeout_s: float, body_timeout_s: float, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        header_timeout_s: float,
+        body_timeout_s: float,
+        max_header_bytes: int,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
+        self.max_header_bytes = max_header_bytes
         self._stall: asyncio.TimerHandle | None = None
+        self._in_head = True
+        self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self.header_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)  # a chunk may run on into the body: a coarse count
+        super().data_received(data)
+        if self._in_head and self._head_bytes > self.max_header_bytes:
+            self.transport.write(HEAD_TOO_LARGE)
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -32,6 +56,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self._arm(self.header_timeout_s)
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         super().on_headers_complete()
         self._arm(self.body_timeout_s)  # disarmed at once when there is no body
 
@@ -42,6 +67,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
+        self._in_head, self._head_bytes = True, 0  # what comes next is the next head
 
     def _arm(self, delay: float) -> None:
         self._disarm()
@@ -60,9 +86,14 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def timed_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asyncio.Protocol]:
+def limited_protocol(
+    header_timeout_s: float, body_timeout_s: float, max_header_bytes: int
+) -> type[asyncio.Protocol]:
     """The protocol for `uvicorn.run(http=...)`; a partial, so it pickles for --workers."""
     factory = functools.partial(
-        TimedHttpProtocol, header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s
+        TimedHttpProtocol,
+        header_timeout_s=header_timeout_s,
+        body_timeout_s=body_timeout_s,
+        max_header_bytes=max_header_bytes,
     )
     return cast(type[asyncio.Protocol], factory)

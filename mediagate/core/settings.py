@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     from its first byte, or from the connection's opening if it sends nothing: then closed."""
     body_timeout_s: float = 30.0
     """Seconds a request body may go without a new byte while we wait for it: then closed."""
+    max_header_bytes: int = 32 * 1024
+    """Largest request head (request line and headers), in bytes; a larger one is answered
+    431 and the connection closed."""
     keepalive_timeout_s: int = 5
     """Seconds an idle kept-alive connection stays open between requests."""
     max_connections: int = 1000

@@ -32,6 +32,7 @@ def strict(
         data,
         module_database_url,
         header_timeout_s=STALL_S,
+        max_header_bytes=16 * 1024,
         body_timeout_s=STALL_S,
         max_connections=MAX_CONNECTIONS,
     )
@@ -81,6 +82,18 @@ def test_finding_11_a_stalled_request_body_is_dropped(strict: dict[str, Any]) ->
             b"\r\nContent-Length: 1000\r\n\r\nemail=a%40b.c"
         )
         assert closed_by_server(sock)
+
+
+def test_finding_11_a_request_head_past_its_cap_is_answered_431(strict: dict[str, Any]) -> None:
+    with connect(strict["port"]) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for _ in range(64):  # 4 MiB of one header, unless the server stops us first
+                sock.sendall(b"X-Big: " + b"a" * 65536 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
 
 
 def test_finding_11_a_connection_past_the_cap_is_answered_503(strict: dict[str, Any]) -> None:
