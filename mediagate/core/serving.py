@@ -41,11 +41,13 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
-            self._head_bytes += len(data)  # a chunk may run on into the body: a coarse count
+            end = data.find(b"\r\n\r\n")  # a chunk may run on into the body
+            self._head_bytes += len(data) if end < 0 else end + 4
+            if self._head_bytes > self.max_header_bytes:
+                self.transport.write(HEAD_TOO_LARGE)
+                self.transport.close()
+                return
         super().data_received(data)
-        if self._in_head and self._head_bytes > self.max_header_bytes:
-            self.transport.write(HEAD_TOO_LARGE)
-            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
