@@ -20,6 +20,7 @@ from mediagate.accounts.passwords import Passwords
 from mediagate.accounts.routes import router as account_router
 from mediagate.catalog.loader import Catalog, load_catalog
 from mediagate.catalog.routes import router as catalog_router
+from mediagate.core.bodies import BodyLimitMiddleware, body_caps
 from mediagate.core.db import Database
 from mediagate.core.heap import freeze_startup_objects
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
@@ -181,6 +182,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, caps=body_caps(settings))
     app.add_middleware(RequestIdMiddleware)
     if settings.allowed_hosts:  # outermost: another Host is refused before anything runs
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)

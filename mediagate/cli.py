@@ -26,6 +26,7 @@ from mediagate.core.errors import MediagateError
 from mediagate.core.heap import freeze_startup_objects
 from mediagate.core.logs import configure_logging
 from mediagate.core.migrate import upgrade
+from mediagate.core.serving import limited_protocol
 from mediagate.core.settings import Settings
 from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
@@ -263,6 +264,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         log_config=None,
+        http=limited_protocol(
+            settings.header_timeout_s, settings.body_timeout_s, settings.max_header_bytes
+        ),
+        timeout_keep_alive=settings.keepalive_timeout_s,
+        limit_concurrency=settings.max_connections,
     )
 
 

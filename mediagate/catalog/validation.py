@@ -87,6 +87,7 @@ def check_value(spec: ParamSpec, value: Any, type_name: str) -> Any:
 def _check_string(spec: ParamSpec, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"{spec.name} must be a string", param=spec.name)
+    _check_unicode(spec, spec.name, value)
     if spec.trim:
         value = value.strip()
     if spec.enum is not None:
@@ -98,6 +99,18 @@ def _check_string(spec: ParamSpec, value: Any) -> str:
         return candidate
     _check_length(spec, spec.name, value)
     return value
+
+
+def _check_unicode(spec: ParamSpec, label: str, value: str) -> None:
+    """A lone surrogate parses from JSON but can be neither stored nor sent upstream."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            f"{label} is not valid Unicode text (it holds a lone surrogate)", param=spec.name
+        ) from None
 
 
 def _check_length(spec: ParamSpec, label: str, value: str) -> None:
@@ -127,6 +140,7 @@ def _check_integer(spec: ParamSpec, value: Any, type_name: str) -> int:
 def _check_url(spec: ParamSpec, label: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"{label} must be a URL string", param=spec.name)
+    _check_unicode(spec, label, value)
     limit = spec.item_max_length if spec.type == "array" else spec.max_length
     if limit is not None and len(value) > limit:
         raise InvalidRequest(f"{label} must be at most {limit} characters", param=spec.name)

@@ -32,6 +32,10 @@ class PayloadTooLarge(InvalidRequest):
 
     status = 413
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}  # so the server reads no more of the body
+
 
 class AuthenticationFailed(MediagateError):
     """Invalid API key"""

@@ -136,12 +136,56 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+JSON_MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a JSON body may have (ours are two or three)."""
+
+
 async def read_json_body(request: Request, limit: int) -> Any:
-    """The parsed JSON body (at most `limit` bytes)."""
+    """The parsed JSON body (at most `limit` bytes, JSON_MAX_DEPTH deep, valid Unicode)."""
     raw = await read_body(request, limit)
     if not raw.strip():
         raise InvalidRequest("The request body must be a JSON object")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise InvalidRequest(
+            f"Request body is nested more than {JSON_MAX_DEPTH} levels deep"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    except ValueError as exc:  # json.loads' only other one: an integer past int's digit limit
+        raise InvalidRequest(f"Request body is not acceptable JSON: {exc}") from None
+    check_json_shape(value)
+    return value
+
+
+def check_json_shape(value: Any) -> None:
+    """Refuse nesting past JSON_MAX_DEPTH and strings that are not valid Unicode (a lone
+    surrogate such as "\\ud800" parses, but cannot be stored, sent on or shown): an error
+    naming the top-level field it is under."""
+    stack: list[tuple[Any, int, str | None]] = [(value, 0, None)]
+    while stack:
+        item, depth, field = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, field or "body")
+        elif isinstance(item, dict | list):
+            if depth >= JSON_MAX_DEPTH:
+                raise InvalidRequest(
+                    f"Request body is nested more than {JSON_MAX_DEPTH} levels deep", param=field
+                )
+            pairs = item.items() if isinstance(item, dict) else ((None, v) for v in item)
+            for key, child in pairs:
+                if key is not None:
+                    _check_text(key, field or "body")
+                stack.append((child, depth + 1, field if field or key is None else key))
+
+
+def _check_text(text: str, field: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"{field} is not valid Unicode text (it holds a lone surrogate)",
+                param=None if field == "body" else field,
+            ) from None

@@ -37,6 +37,24 @@ class Settings(BaseSettings):
     subdomains); any other Host gets 400. Empty: every Host is served."""
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
+    """Largest JSON request body of the API, in bytes (413 above it)."""
+    form_max_bytes: int = 16 * 1024
+    """Largest dashboard form body (and any other non-API body), in bytes (413 above it)."""
+
+    # Server limits of `mediagate serve` (per server process; see core/serving.py)
+    header_timeout_s: float = 10.0
+    """Seconds a connection may take to send a request's head (line and headers), counted
+    from its first byte, or from the connection's opening if it sends nothing: then closed."""
+    body_timeout_s: float = 30.0
+    """Seconds a request body may go without a new byte while we wait for it: then closed."""
+    max_header_bytes: int = 32 * 1024
+    """Largest request head (request line and headers), in bytes; a larger one is answered
+    431 and the connection closed."""
+    keepalive_timeout_s: int = 5
+    """Seconds an idle kept-alive connection stays open between requests."""
+    max_connections: int = 1000
+    """Open connections (or requests in progress) per server process; a request past it
+    is answered 503."""
 
     # Runner
     embedded_runner: bool = True

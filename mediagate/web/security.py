@@ -10,13 +10,13 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from mediagate.core.errors import Forbidden, MediagateError
+from mediagate.core.http import read_body
 from mediagate.core.state import core_state
 from mediagate.web import sessions
 from mediagate.web.sessions import Viewer
 
 SESSION_COOKIE = "mg_session"
 CSRF_COOKIE = "mg_csrf"  # before sign-in: double-submit token for the login/sign-up forms
-FORM_LIMIT = 16 * 1024
 
 
 class LoginRequired(MediagateError):
@@ -85,9 +85,7 @@ def _own_origin(request: Request) -> str:
 
 async def form(request: Request) -> dict[str, str]:
     """An urlencoded form body (one value per field), capped."""
-    body = await request.body()
-    if len(body) > FORM_LIMIT:
-        raise Forbidden("Form too large")
+    body = await read_body(request, core_state(request).settings.form_max_bytes)
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 
