@@ -13,7 +13,16 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.e2e.procs import cli, create_key, environment, free_port, process, wait_for_http
+from tests.e2e.procs import (
+    cli,
+    create_key,
+    environment,
+    free_port,
+    process,
+    query,
+    wait_for_http,
+)
+from tests.web.helpers import submit_sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -175,12 +184,24 @@ async def chunked_form_flood(port: int, key: str) -> bytes:
     return await raw_post(port, head, (framed for _ in range(300)))
 
 
+async def parallel_sign_ups(port: int, key: str) -> bytes:
+    """Eight sign-ups at once (finding 3): argon2 on the server's hashing threads."""
+
+    async def one(i: int) -> int:
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            return (await submit_sign_up(c, f"crowd{i}@x.example")).status_code
+
+    statuses = await asyncio.gather(*(one(i) for i in range(8)))
+    return f"sign-ups {sorted(set(statuses))}".encode()
+
+
 Attack = Callable[[int, str], Awaitable[bytes]]
 
-# The attacks running at once; extend with more hostile clients (e.g. parallel sign-ups).
+# The attacks running at once.
 CONCURRENT_ATTACKS: list[tuple[str, Attack, bytes]] = [
     ("10 MB multipart upload of tiny parts", tiny_parts_upload, b"HTTP/1.1 400"),
     ("300 MiB chunked form POST", chunked_form_flood, b"HTTP/1.1 413"),
+    ("eight parallel sign-ups", parallel_sign_ups, b"sign-ups [303]"),
 ]
 
 
@@ -204,6 +225,8 @@ async def test_finding_1_2_healthz_answers_and_memory_holds_while_attacked(
         assert answer.startswith(expected), f"{what}: {answer!r}"
     assert slowest < 1.0, f"/healthz took {slowest:.2f} s during the attacks"
     assert peak - before < 50 * 1024, f"RSS grew by {(peak - before) // 1024} MiB"
+    [(users,)] = await asyncio.to_thread(query, env, "SELECT count(*) FROM users")
+    assert users == 8  # the sign-ups were real work, not refused early
 
 
 async def attacked(
