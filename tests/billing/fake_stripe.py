@@ -160,13 +160,14 @@ class FakeStripe:
         *,
         secret: str = WEBHOOK_SECRET,
         at: int | None = None,
-        payload: bytes | None = None,
+        tampered: bytes | None = None,
     ) -> httpx2.Response:
-        """POST the event to a webhook endpoint, signed as Stripe signs it."""
-        body = payload if payload is not None else json.dumps(event).encode()
+        """POST the event to a webhook endpoint, signed as Stripe signs it (`tampered`:
+        send these bytes instead, under the event's signature)."""
+        body = json.dumps(event).encode()
         return httpx2.post(
             url,
-            content=body,
+            content=body if tampered is None else tampered,
             headers={
                 "Content-Type": "application/json",
                 "Stripe-Signature": sign(body, secret, at),
