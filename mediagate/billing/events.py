@@ -80,6 +80,8 @@ async def _act(session: AsyncSession, event: dict[str, Any]) -> str | None:
         return await orders.settle_paid(session, obj, event_id=str(event["id"]))
     if kind == "checkout.session.expired":
         return await orders.expire(session, obj)
+    if kind == "checkout.session.async_payment_failed":
+        return await orders.payment_failed(session, obj)
     if kind == "charge.refunded":
         return await orders.apply_refund(session, obj)
     return f"ignored: {kind}"

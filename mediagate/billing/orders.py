@@ -175,6 +175,50 @@ async def expire(session: AsyncSession, checkout: dict[str, Any]) -> str:
     return "expired" if moved.rowcount == 1 else "not pending"  # type: ignore[attr-defined]
 
 
+async def payment_failed(session: AsyncSession, checkout: dict[str, Any]) -> str:
+    """A delayed payment method (a bank debit) failed after the session completed."""
+    now = utcnow()
+    moved = await session.execute(
+        update(Order)
+        .where(
+            Order.id == _order_id(checkout),
+            Order.status == "pending",
+            Order.stripe_session_id == checkout.get("id"),
+        )
+        .values(
+            status="failed",
+            note="The payment failed at Stripe",
+            updated_at=now,
+            closed_at=now,
+            next_check_at=None,
+        )
+    )
+    return "failed" if moved.rowcount == 1 else "not pending"  # type: ignore[attr-defined]
+
+
+async def abandon_sessionless(session: AsyncSession, older_than_s: float) -> int:
+    """Orders left without a Checkout Session (the process stopped between making the
+    order and recording Stripe's answer): no one was given a payment page, so nothing
+    can have been paid for them. Failed, with a note; how many."""
+    now = utcnow()
+    moved = await session.execute(
+        update(Order)
+        .where(
+            Order.status == "pending",
+            Order.stripe_session_id.is_(None),
+            Order.created_at < now - timedelta(seconds=older_than_s),
+        )
+        .values(
+            status="failed",
+            note="No Checkout Session was recorded for this order",
+            updated_at=now,
+            closed_at=now,
+            next_check_at=None,
+        )
+    )
+    return int(moved.rowcount)  # type: ignore[attr-defined]
+
+
 async def apply_refund(session: AsyncSession, charge: dict[str, Any]) -> str | None:
     """Take back the credits of what Stripe says is refunded on `charge` (a Charge; its
     `amount_refunded` is the running total, so an older event arriving late adds nothing).

@@ -24,6 +24,7 @@ class Sweep:
     checked: int = 0
     settled: int = 0
     events_replayed: int = 0
+    abandoned: int = 0
 
 
 class BillingReconciler:
@@ -49,6 +50,9 @@ class BillingReconciler:
     async def sweep(self) -> Sweep:
         done = Sweep()
         again = self.settings.billing_pending_check_s
+        async with self.db.write() as session:
+            # Stripe's own calls are retried for far less than this, with the same key.
+            done.abandoned = await orders.abandon_sessionless(session, max(again, 3600))
         async with self.db.read() as session:
             due = await orders.due_for_check(session)
         for order in due:
@@ -59,7 +63,7 @@ class BillingReconciler:
             checkout = await self.payments.retrieve_session(order.stripe_session_id)
             done.checked += 1
             async with self.db.write() as session:
-                if checkout.get("status") == "complete":
+                if checkout.get("status") == "complete":  # paid, or a delayed method pending
                     outcome = await orders.settle_paid(session, checkout, event_id=None)
                 elif checkout.get("status") == "expired":
                     outcome = await orders.expire(session, checkout)

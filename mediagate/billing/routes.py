@@ -153,12 +153,12 @@ async def receipt(request: Request, order_id: str, who: SignedIn) -> Response:
     return page(request, "receipt.html", who, order=order, returned=returned, money=money)
 
 
-@api.post(
-    "/account/redeem",
-    summary="Add a redemption code's credits to the key's account",
-    response_model=Redemption,
-)
+@api.post("/account/redeem", summary="Add a redemption code's credits to the key's account")
 async def redeem_by_api(request: Request, caller: CurrentKey) -> JSONResponse:
+    """Body `{"code": "MG-…"}`. The credits go to the key's mode (live or test), or to
+    test if the code's batch is a test batch. Answers `data`: credits, mode, batch,
+    available. 400 for a malformed or unknown code, 409 if it cannot be redeemed (used,
+    expired, already redeemed by this account), 429 past the attempts per minute."""
     body = await read_json_body(request, core_state(request).settings.max_body_bytes)
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_LENGTH:

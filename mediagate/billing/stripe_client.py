@@ -13,6 +13,7 @@ from mediagate.core.settings import Settings
 WEBHOOK_EVENTS = (
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
     "checkout.session.expired",
     "charge.refunded",
 )

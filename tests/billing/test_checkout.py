@@ -343,3 +343,35 @@ async def test_test_keys_credit_the_test_balance_when_the_operator_says_so(
     assert order.mode == "test"
     assert (await balance(db, order.account_id, "live")).available == 0
     assert (await balance(db, order.account_id, "test")).available == 100 + 500  # welcome + 500
+
+
+async def test_a_delayed_payment_that_fails_fails_the_order(
+    client: httpx2.AsyncClient, db: Database, stripe_fake: FakeStripe
+) -> None:
+    await customer(client)
+    session_id = await buy(client)
+    checkout = stripe_fake.sessions[session_id]
+    checkout.update(status="complete", payment_status="unpaid")  # a bank debit, under way
+    waiting = stripe_fake._event("checkout.session.completed", checkout)
+    assert (await deliver(client, waiting)).json()["outcome"] == "not paid yet (unpaid)"
+    failed = stripe_fake._event("checkout.session.async_payment_failed", checkout)
+    assert (await deliver(client, failed)).json()["outcome"] == "failed"
+    order = await order_of(db, session_id)
+    assert order.status == "failed" and order.note == "The payment failed at Stripe"
+    assert (await balance(db, order.account_id)).available == 0
+
+
+async def test_an_order_left_without_a_session_is_closed_by_the_reconciler(
+    client: httpx2.AsyncClient, db: Database, settings: Settings, stripe_fake: FakeStripe
+) -> None:
+    await customer(client)
+    session_id = await buy(client)
+    async with db.write() as session:  # as if the process died before recording Stripe's answer
+        await session.execute(
+            update(Order).values(stripe_session_id=None, created_at=utcnow() - timedelta(hours=2))
+        )
+    assert (await sweep(db, settings)).abandoned == 1
+    async with db.read() as session:
+        (order,) = (await session.scalars(select(Order))).all()
+    assert order.status == "failed" and "No Checkout Session" in str(order.note)
+    assert session_id in stripe_fake.sessions  # never paid: nobody had its page
