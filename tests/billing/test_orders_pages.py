@@ -132,3 +132,22 @@ async def test_operators_filter_search_export_and_refund(
     cells = row((await client.get("/admin/orders")).text, alice_order.id)
     assert 'data-unrecovered="1500"' in cells and "1500 not recovered" in cells
     assert (await balance(db, alice_order.account_id)).available == 0
+
+
+async def test_the_ledger_shows_per_account_numbers_and_what_each_entry_was_for(
+    client: httpx2.AsyncClient, db: Database, stripe_fake: FakeStripe
+) -> None:
+    await customer(client, "first@example.com")  # their welcome grant is entry 1
+    client.cookies.clear()
+    await customer(client, "second@example.com")
+    session_id = await buy(client)
+    await deliver(client, stripe_fake.pay(session_id))
+    order = await order_of(db, session_id)
+    await deliver(client, stripe_fake.refund(str(order.payment_intent_id), 100))
+    page = (await client.get("/usage")).text
+    rows = re.findall(r'<tr data-kind="(\w+)"><td class="number">(\d+)</td>(.*?)</tr>', page, re.S)
+    assert [(kind, number) for kind, number, _ in rows] == [
+        ("debit", "3"), ("grant", "2"), ("grant", "1")
+    ]  # fmt: skip
+    assert f"Refund, order {order.id}: 1.00 USD of 5.00 USD refunded" in rows[0][2]
+    assert f"Top-up, order {order.id}: Starter" in rows[1][2]
