@@ -92,6 +92,9 @@ async def _after_payment(session: AsyncSession, event: dict[str, Any], *, livemo
     payment_intent = event.get("data", {}).get("object", {}).get("payment_intent")
     if not payment_intent:
         return
+    # A refund being handled right now holds its event row: `handle` waits for it, then
+    # applies it. No deadlock: that handler never waits for the order we hold, as it
+    # looks the order up by a payment intent only our uncommitted row has.
     waiting = await session.scalars(
         select(ExternalEvent.external_id)
         .where(

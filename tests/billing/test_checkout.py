@@ -375,3 +375,20 @@ async def test_an_order_left_without_a_session_is_closed_by_the_reconciler(
         (order,) = (await session.scalars(select(Order))).all()
     assert order.status == "failed" and "No Checkout Session" in str(order.note)
     assert session_id in stripe_fake.sessions  # never paid: nobody had its page
+
+
+async def test_a_payment_and_its_refund_delivered_at_once(
+    client: httpx2.AsyncClient, db: Database, stripe_fake: FakeStripe
+) -> None:
+    await customer(client)
+    for _ in range(4):
+        session_id = await buy(client)
+        paid = stripe_fake.pay(session_id)
+        refunded = stripe_fake.refund(stripe_fake.sessions[session_id]["payment_intent"])
+        answers = await asyncio.gather(
+            deliver(client, refunded), deliver(client, paid), deliver(client, refunded)
+        )
+        assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+        order = await order_of(db, session_id)
+        assert (order.status, order.credits_taken_back) == ("refunded", 500)
+        assert (await balance(db, order.account_id)).available == 0
