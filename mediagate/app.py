@@ -18,6 +18,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from mediagate import __version__
 from mediagate.accounts.passwords import Passwords
 from mediagate.accounts.routes import router as account_router
+from mediagate.billing import admin as billing_admin
+from mediagate.billing import routes as billing_routes
+from mediagate.billing.reconciler import BillingReconciler
+from mediagate.billing.state import build_billing
 from mediagate.catalog.loader import Catalog, load_catalog
 from mediagate.catalog.routes import router as catalog_router
 from mediagate.core.bodies import BodyLimitMiddleware, body_caps
@@ -163,11 +167,21 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
         app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
+        app.state.billing = billing = build_billing(settings, components.redis)
+        reconciling = (
+            asyncio.create_task(BillingReconciler(db, billing.payments, settings).run())
+            if billing.payments is not None and settings.billing_reconcile_interval_s > 0
+            else None
+        )
         if server_process:
             freeze_startup_objects()
         try:
             yield
         finally:
+            if reconciling is not None:
+                reconciling.cancel()
+                await asyncio.gather(reconciling, return_exceptions=True)
+            await billing.aclose()
             if runner is not None and runner_task is not None:
                 await runner.stop()
                 await runner_task
@@ -195,6 +209,8 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(web_auth.router)
     app.include_router(web_pages.router)
     app.include_router(web_admin.router)
+    for router in (billing_routes.pages, billing_routes.api, billing_admin.router):
+        app.include_router(router)
     app.mount(
         "/static", StaticFiles(directory=Path(web_pages.__file__).parent / "static"), "static"
     )

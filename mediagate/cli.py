@@ -1,4 +1,4 @@
-"""`mediagate` command line: serve, worker, migrate, keys, credits, models."""
+"""`mediagate` command line: serve, worker, migrate, keys, codes, credits, models."""
 
 import argparse
 import asyncio
@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import uvicorn
@@ -19,10 +19,11 @@ from mediagate.accounts import service as accounts
 from mediagate.accounts import users
 from mediagate.accounts.passwords import hash_blocking
 from mediagate.app import build_components, build_runner
+from mediagate.billing import codes
 from mediagate.catalog.loader import load_catalog
 from mediagate.core.clock import isoformat, utcnow
 from mediagate.core.db import Database
-from mediagate.core.errors import MediagateError
+from mediagate.core.errors import InvalidRequest, MediagateError
 from mediagate.core.heap import freeze_startup_objects
 from mediagate.core.logs import configure_logging
 from mediagate.core.migrate import upgrade
@@ -104,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable holding the password (else it is asked for)",
     )
     p.set_defaults(func=_run(admin_create))
+
+    r = sub.add_parser("codes", help="redemption codes").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    p = r.add_parser("create", help="create a batch of codes (printed once, one per line)")
+    p.add_argument("--credits", type=int, required=True, help="credits each code grants")
+    p.add_argument("--count", type=int, required=True, help="how many codes")
+    p.add_argument("--uses", type=int, default=1, help="redemptions per code (default 1)")
+    p.add_argument("--expires", help="last day a code works (YYYY-MM-DD, UTC) or an ISO time")
+    p.add_argument("--test", action="store_true", help="test credits, whoever redeems")
+    p.add_argument("--note", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run(codes_create))
 
     c = sub.add_parser("credits", help="credits").add_subparsers(required=True, metavar="ACTION")
     p = c.add_parser("grant", help="grant credits to an account")
@@ -213,6 +227,38 @@ async def credits_grant(db: Database, settings: Settings, args: argparse.Namespa
         await ledger.grant(session, account.id, mode, args.amount, reason=args.reason)
         balance = await ledger.balance(session, account.id, mode)
     print(f"Granted {args.amount} {mode} credits to {account.name}; available {balance.available}")
+
+
+async def codes_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    async with db.write() as session:
+        batch, made = await codes.create_batch(
+            session,
+            settings.hmac_secret,
+            credits=args.credits,
+            count=args.count,
+            uses=args.uses,
+            expires_at=_expiry(args.expires),
+            test=args.test,
+            note=args.note,
+            created_by="command line",
+        )
+    if args.json:
+        print(json.dumps({"batch": batch.id, "credits": batch.credits, "codes": made}))
+        return
+    print(f"# batch {batch.id}: {len(made)} codes, {batch.credits} credits each", file=sys.stderr)
+    print("\n".join(made))
+
+
+def _expiry(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:  # a day: until its end, UTC
+            return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest(f"--expires: {raw!r} is not YYYY-MM-DD or an ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def credits_show(db: Database, settings: Settings, args: argparse.Namespace) -> None:

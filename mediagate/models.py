@@ -1,6 +1,13 @@
 """Every table, imported in one place for Alembic and the tests."""
 
 from mediagate.accounts.models import Account, User
+from mediagate.billing.models import (
+    CodeBatch,
+    ExternalEvent,
+    Order,
+    Redemption,
+    RedemptionCode,
+)
 from mediagate.keys.models import ApiKey
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 from mediagate.media.models import Upload
@@ -13,10 +20,15 @@ __all__ = [
     "Account",
     "ApiKey",
     "CallbackDelivery",
+    "CodeBatch",
+    "ExternalEvent",
     "IdempotencyKey",
     "LedgerAccount",
     "LedgerTransfer",
+    "Order",
     "ProviderHealth",
+    "Redemption",
+    "RedemptionCode",
     "SandboxJob",
     "Task",
     "Upload",

@@ -156,6 +156,32 @@ class Settings(BaseSettings):
     """Threads hashing or verifying passwords at once (argon2id: ~0.3 s of one core and
     64 MiB each); further sign-ins and sign-ups wait for a free thread."""
 
+    # Billing: credit packages, Stripe Checkout, redemption codes (mediagate/billing/)
+    billing_packages_file: Path | None = None
+    """TOML file of the credit packages on sale (unset: the built-in example,
+    mediagate/billing/packages.example.toml)."""
+    stripe_secret_key: str | None = None
+    """Stripe secret key (sk_live_… or sk_test_…); unset, nothing can be bought."""
+    stripe_webhook_secret: str | None = None
+    """Signing secret (whsec_…) of the webhook endpoint registered at Stripe for
+    <base>/api/v1/billing/stripe/webhook."""
+    stripe_api_base: str | None = None
+    """Base URL of Stripe's API (unset: Stripe's own; tests point it at a fake)."""
+    stripe_webhook_tolerance_s: int = 300
+    """Oldest webhook signature timestamp accepted, in seconds (replays beyond are 400)."""
+    stripe_test_credits_test: bool = False
+    """With an sk_test_ key, credit purchases to the test balance (default: live, as the
+    key would be in production)."""
+    stripe_timeout_s: float = 20.0
+    """Longest wait for one Stripe API call, in seconds."""
+    billing_reconcile_interval_s: float = 60.0
+    """How often this process asks Stripe about unsettled orders, in seconds (0: never)."""
+    billing_pending_check_s: float = 600.0
+    """Age, in seconds, after which a pending order is checked with Stripe (a webhook
+    may never come); checked again at this interval until it settles."""
+    redeem_attempts_per_minute: int = 10
+    """Redemption-code attempts per account and per client address, each, per minute."""
+
     # First run
     demo_account: str = "demo"
     demo_credits: int = 1000

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.ledger.models import LedgerTransfer
@@ -49,20 +49,35 @@ async def tasks_page(
     return list(await session.scalars(query))
 
 
+@dataclass(frozen=True)
+class Entry:
+    number: int
+    """The entry's place in its account's ledger, from 1: what the user sees and quotes
+    (global row ids would leak everyone else's volume)."""
+    transfer: LedgerTransfer
+
+
 async def entries_page(
     session: AsyncSession, account_id: str, page: int, size: int = PAGE
-) -> list[LedgerTransfer]:
+) -> list[Entry]:
     wallets = [wallet_id(account_id, "live"), wallet_id(account_id, "test")]
-    query = (
-        select(LedgerTransfer)
-        .where(
-            or_(
-                LedgerTransfer.debit_account_id.in_(wallets),
-                LedgerTransfer.credit_account_id.in_(wallets),
-            )
+    mine = or_(
+        LedgerTransfer.debit_account_id.in_(wallets),
+        LedgerTransfer.credit_account_id.in_(wallets),
+    )
+    numbered = (
+        select(
+            LedgerTransfer.id,
+            func.row_number().over(order_by=LedgerTransfer.id).label("number"),
         )
+        .where(mine)
+        .subquery()
+    )
+    query = (
+        select(LedgerTransfer, numbered.c.number)
+        .join(numbered, numbered.c.id == LedgerTransfer.id)
         .order_by(LedgerTransfer.id.desc())
         .offset((page - 1) * size)
         .limit(size + 1)
     )
-    return list(await session.scalars(query))
+    return [Entry(int(number), transfer) for transfer, number in (await session.execute(query))]

@@ -1,0 +1,1 @@
+"""The money side: credit packages, Stripe Checkout orders, redemption codes."""
