@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mediagate.accounts import users
+from mediagate.accounts.passwords import hash_blocking
 from mediagate.billing import codes
 from mediagate.billing.models import Redemption, RedemptionCode
 from mediagate.core.clock import utcnow
@@ -217,7 +218,7 @@ async def test_operators_make_batches_on_the_admin_page_users_redeem_on_top_up(
     client: httpx2.AsyncClient, db: Database
 ) -> None:
     async with db.write() as session:
-        await users.create_user(session, "ops@example.com", PASSWORD, admin=True)
+        await users.create_user(session, "ops@example.com", hash_blocking(PASSWORD), admin=True)
     await sign_in(client, "ops@example.com")
     bad = await post_form(client, "/admin/codes", "/admin/codes", credits="0", count="2")
     assert bad.status_code == 400 and "Credits per code" in bad.text

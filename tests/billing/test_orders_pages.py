@@ -8,6 +8,7 @@ import re
 import httpx2
 
 from mediagate.accounts import users
+from mediagate.accounts.passwords import hash_blocking
 from mediagate.core.db import Database
 from mediagate.ledger import service as ledger
 from tests.billing.conftest import balance, buy, customer, deliver, order_of
@@ -55,7 +56,7 @@ async def test_orders_and_a_printable_receipt_for_their_owner_only(
 
 async def operator(client: httpx2.AsyncClient, db: Database) -> None:
     async with db.write() as session:
-        await users.create_user(session, "ops@example.com", PASSWORD, admin=True)
+        await users.create_user(session, "ops@example.com", hash_blocking(PASSWORD), admin=True)
     client.cookies.clear()
     await sign_in(client, "ops@example.com")
 

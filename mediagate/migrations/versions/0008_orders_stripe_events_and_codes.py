@@ -1,9 +1,9 @@
 """orders, stripe events and redemption codes
 
-Comes after 0006 for now; re-chained onto 0007 when both branches are merged.
+Comes after 0007 (webhook secrets per mode).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 14:46:41.187197
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import mediagate.core.db
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
