@@ -85,6 +85,7 @@ def upload_rules(models: object, limit: int) -> InputRules:
         max_aspect=max(m.inputs.max_aspect for m in specs),
         max_bytes=limit,
         max_pixels=max(m.inputs.max_pixels for m in specs),
+        max_decoded_bytes=max(m.inputs.max_decoded_bytes for m in specs),
     )
 
 
