@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     port: int = 8000
     public_base_url: str | None = None
     """Base of the absolute URLs we hand out (result files); defaults to the request's."""
+    files_base_url: str | None = None
+    """Base of the file URLs we hand out (`<base>/files/<key>`), e.g. a separate origin
+    such as `https://files.example.com` routed to this server, so user-supplied bytes are
+    never served from the dashboard's origin; defaults to PUBLIC_BASE_URL."""
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
 
