@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import certifi
 from fastapi import FastAPI, Request
@@ -31,6 +32,7 @@ from mediagate.core.http import RequestIdMiddleware, install_error_handlers
 from mediagate.core.logs import configure_logging
 from mediagate.core.migrate import current_revisions, head_revisions
 from mediagate.core.redis import RedisLink
+from mediagate.core.schemas import finish_openapi
 from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
 from mediagate.keys.cache import KeyCache
@@ -82,8 +84,7 @@ class Components:
 def own_origins(settings: Settings) -> set[str]:
     """Origins of our own file URLs, so uploads are read from storage, not over HTTP."""
     origins = {f"http://{h}:{settings.port}" for h in (settings.host, "127.0.0.1", "localhost")}
-    if settings.public_base_url:
-        origins.add(settings.public_base_url)
+    origins.update(filter(None, (settings.public_base_url, settings.files_base_url)))
     return origins
 
 
@@ -195,6 +196,12 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         description="One REST API for generative media models.",
         lifespan=lifespan,
     )
+    generated_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return app.openapi_schema or finish_openapi(generated_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, caps=body_caps(settings))
     app.add_middleware(RequestIdMiddleware)

@@ -4,7 +4,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from mediagate.accounts.models import Account
+from mediagate.accounts.schemas import AccountData
 from mediagate.core.http import success
+from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.ledger import service as ledger
@@ -13,7 +15,12 @@ from mediagate.webhooks.service import account_secret, mode_secret
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
 
-@router.get("/account", summary="Balance of the key's mode, key info, callback secret")
+@router.get(
+    "/account",
+    summary="Balance of the key's mode, key info, callback secret",
+    responses=answers(AccountData, 401, 429),
+    openapi_extra=BEARER,
+)
 async def get_account(request: Request, caller: CurrentKey) -> JSONResponse:
     db = core_state(request).db
     async with db.read() as session:

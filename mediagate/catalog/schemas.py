@@ -1,8 +1,11 @@
 """The catalog as data: JSON for /api/v1/models and JSON Schema for OpenAPI."""
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from mediagate.catalog.spec import ModelSpec, ParamSpec
+from mediagate.core.schemas import Strict
 
 JSON_TYPES = {"string": "string", "integer": "integer", "array": "array", "url": "string"}
 
@@ -70,6 +73,44 @@ def request_schema(model: ModelSpec) -> dict[str, Any]:
     if conditions:
         schema["allOf"] = conditions
     return schema
+
+
+class TypeData(Strict):
+    type: str
+    price: int = Field(description="Credits per request")
+    description: str
+    default: bool
+
+
+class InputsData(Strict):
+    formats: list[str]
+    min_side: int
+    max_aspect: float
+    max_bytes: int
+    max_pixels: int
+
+
+class FaqEntry(Strict):
+    q: str
+    a: str
+
+
+class ModelData(Strict):
+    """The OpenAPI model of `model_as_data`'s answer."""
+
+    id: str
+    object: Literal["model"]
+    name: str
+    vendor: str
+    endpoint: str
+    summary: str
+    description: str
+    capabilities: list[str]
+    types: list[TypeData]
+    params: dict[str, Any] = Field(description="JSON Schema of a request body for this model")
+    inputs: InputsData = Field(description="What reference images must satisfy")
+    deadline_s: int
+    faq: list[FaqEntry]
 
 
 def model_as_data(model: ModelSpec) -> dict[str, Any]:

@@ -80,6 +80,12 @@ def public_base(request: Request) -> str:
     return str(configured or request.base_url).rstrip("/")
 
 
+def files_base(request: Request) -> str:
+    """The base of the file URLs we hand out: FILES_BASE_URL, else `public_base`."""
+    configured = request.app.state.core.settings.files_base_url
+    return configured.rstrip("/") if configured else public_base(request)
+
+
 def success(data: Any) -> JSONResponse:
     return JSONResponse({"code": 200, "message": "success", "data": data})
 

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     """Host header values served (e.g. `["api.example.com"]`, `*.example.com` for
     subdomains); any other Host gets 400. Empty: every Host is served."""
+    files_base_url: str | None = None
+    """Base of the file URLs we hand out (`<base>/files/<key>`), e.g. a separate origin
+    such as `https://files.example.com` routed to this server, so user-supplied bytes are
+    never served from the dashboard's origin; defaults to PUBLIC_BASE_URL."""
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
     """Largest JSON request body of the API, in bytes (413 above it)."""

@@ -1,22 +1,48 @@
 """Result files, at unguessable URLs: from the local disk, by redirect to a presigned
 object-storage URL, or proxied from object storage (MEDIAGATE_S3_SERVE)."""
 
+import asyncio
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from mediagate.core.errors import NotFound
-from mediagate.media.storage import Storage, content_type, valid_key
+from mediagate.core.schemas import ErrorBody
+from mediagate.media.schemas import FILE_CONTENT
+from mediagate.media.storage import Storage, sniffed_type, valid_key
 
 router = APIRouter(tags=["files"])
-IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+MAGIC_BYTES = 12
+
+
+def file_headers(image_type: str | None) -> dict[str, str]:
+    """Headers for stored bytes (uploaded or from a provider, so untrusted): never sniffed
+    into HTML, never scripted, and anything not an image only as a download."""
+    return {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Content-Disposition": "inline" if image_type else "attachment",
+    }
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(MAGIC_BYTES)
 
 
 @router.get(
     "/files/{key}",
     summary="A stored result file",
+    response_class=Response,
     responses={
+        200: {
+            "description": "The file, typed by its own bytes (not an image: a download)",
+            "content": FILE_CONTENT,
+        },
         307: {"description": "presigned object-storage URL"},
-        404: {"description": "not_found"},
+        404: {"description": "not_found", "model": ErrorBody},
     },
 )
 async def get_file(request: Request, key: str) -> Response:
@@ -24,11 +50,19 @@ async def get_file(request: Request, key: str) -> Response:
     if not valid_key(key):
         raise NotFound("No such file")
     if (path := storage.local_path(key)) is not None:
-        return FileResponse(path, media_type=content_type(key), headers=IMMUTABLE)
+        image_type = sniffed_type(await asyncio.to_thread(_head, path))
+        return FileResponse(
+            path,
+            media_type=image_type or "application/octet-stream",
+            headers=file_headers(image_type),
+        )
     if (url := await storage.public_url(key)) is not None:
         # The presigned URL expires; the redirect itself must not be cached longer.
         return RedirectResponse(url, 307, headers={"Cache-Control": "private, max-age=300"})
     data = await storage.get(key)
     if data is None:
         raise NotFound("No such file")
-    return Response(data, media_type=content_type(key), headers=IMMUTABLE)
+    image_type = sniffed_type(data[:MAGIC_BYTES])
+    return Response(
+        data, media_type=image_type or "application/octet-stream", headers=file_headers(image_type)
+    )

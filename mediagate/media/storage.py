@@ -41,8 +41,19 @@ def valid_key(key: str) -> bool:
     return KEY_RE.match(key) is not None
 
 
-def content_type(key: str) -> str:
-    return CONTENT_TYPES[key.rsplit(".", 1)[1]]
+def sniffed_type(head: bytes) -> str | None:
+    """The image type the bytes' own magic says (the first 12 bytes are enough), or None.
+
+    Files are typed by what they are, not by their key's extension, so bytes that are not
+    one of our image formats are never served as something a browser would render.
+    """
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def build_storage(settings: Settings) -> "LocalStorage | S3Storage":
@@ -133,12 +144,16 @@ class S3Storage:
     async def put(self, key: str, data: bytes) -> None:
         if not valid_key(key):
             raise ValueError(f"invalid storage key {key!r}")
+        image_type = sniffed_type(data[:12])
         await asyncio.to_thread(
             self.client.put_object,
             Bucket=self.bucket,
             Key=self._object(key),
             Body=data,
-            ContentType=content_type(key),
+            # What a presigned redirect serves (MEDIAGATE_S3_SERVE=redirect): the bytes' own
+            # type, and anything not an image only as a download.
+            ContentType=image_type or "application/octet-stream",
+            ContentDisposition="inline" if image_type else "attachment",
             CacheControl="public, max-age=31536000, immutable",
         )
 

@@ -11,12 +11,14 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from mediagate.catalog.spec import InputRules
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest, PayloadTooLarge
-from mediagate.core.http import public_base, read_body, success
+from mediagate.core.http import files_base, read_body, success
 from mediagate.core.ids import new_id, random_base62
+from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.media.images import ImageRejected, check_reference
 from mediagate.media.models import Upload
+from mediagate.media.schemas import UPLOAD_BODY, UploadData
 from mediagate.media.storage import Storage
 
 router = APIRouter(prefix="/api/v1", tags=["uploads"])
@@ -31,7 +33,8 @@ MAX_PREAMBLE_BYTES = 1024
 @router.post(
     "/uploads",
     summary="Upload a reference image (multipart field `file`, or the raw image as the body)",
-    responses={400: {"description": "invalid_request_error"}, 413: {"description": "too large"}},
+    responses=answers(UploadData, 400, 401, 413, 429),
+    openapi_extra={**BEARER, **UPLOAD_BODY},
 )
 async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
     core = core_state(request)
@@ -63,7 +66,7 @@ async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
     )
     async with core.db.write() as session:
         session.add(upload)
-    base = public_base(request)
+    base = files_base(request)
     return success(
         {
             "id": upload.id,

@@ -393,7 +393,7 @@ class Runner:
 
     def _files_base(self) -> str:
         s = self.settings
-        return (s.public_base_url or f"http://{s.host}:{s.port}").rstrip("/")
+        return (s.files_base_url or s.public_base_url or f"http://{s.host}:{s.port}").rstrip("/")
 
     async def _active_on(self, provider: str, *, besides: str) -> int:
         async with self.db.read() as session:

@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from mediagate.catalog.loader import Catalog
 from mediagate.catalog.schemas import request_schema
 from mediagate.catalog.validation import validate_request
-from mediagate.core.http import public_base, read_json_body, success
+from mediagate.core.http import files_base, read_json_body, success
+from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.cache import KeyCache
 from mediagate.keys.deps import CurrentKey
@@ -17,19 +18,15 @@ from mediagate.keys.service import touch
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.wakeups import Wakeups
 from mediagate.tasks import service
-from mediagate.tasks.idempotency import InFlightKeys, check_key
+from mediagate.tasks.idempotency import MAX_KEY_LENGTH, InFlightKeys, check_key
+from mediagate.tasks.schemas import Submission, TaskData
 
-ERRORS = {
-    400: {"description": "invalid_request_error: a parameter is missing, wrong or unknown"},
-    401: {"description": "authentication_error"},
-    402: {"description": "insufficient_credits"},
-    404: {"description": "not_found: unknown model"},
-    409: {"description": "idempotency_error: the same key is still being processed"},
-    413: {"description": "invalid_request_error: body too large"},
-    422: {"description": "idempotency_error: the key was used with a different body"},
-    429: {"description": "rate_limit_error"},
-    503: {"description": "provider_unavailable"},
-}
+ID_KEY = Header(
+    description="Makes a retried submit safe: the same key with the same body within 24 h "
+    "returns the same task and takes no second hold; with a different body, 422; while the "
+    "first is still being processed, 409. 1-255 printable characters.",
+    json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH},
+)
 
 
 def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIRouter:
@@ -41,18 +38,23 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
     @router.post(
         f"/{endpoint}",
         summary="Create a generation task",
-        responses=ERRORS,  # type: ignore[arg-type]
+        responses=answers(
+            Submission,
+            *(400, 401, 402, 404, 409, 413, 422, 429, 503),
+            e404="not_found: unknown model",
+        ),
         openapi_extra={
+            **BEARER,
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": body_schema}},
-            }
+            },
         },
     )
     async def create_generation(
         request: Request,
         caller: CurrentKey,
-        idempotency_key: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, ID_KEY] = None,
     ) -> JSONResponse:
         core = core_state(request)
         body = await read_json_body(request, core.settings.max_body_bytes)
@@ -99,10 +101,13 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
     @router.get(
         "/tasks/{task_id}",
         summary="Get a task",
-        responses={401: ERRORS[401], 404: {"description": "not_found"}},
+        responses=answers(
+            TaskData, 401, 404, 429, e404="not_found: no such task for this key's account"
+        ),
+        openapi_extra=BEARER,
     )
     async def get_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
         task = await service.get_task(core_state(request).db, caller.account_id, task_id)
-        return success(service.task_as_data(task, public_base(request)))
+        return success(service.task_as_data(task, files_base(request)))
 
     return router

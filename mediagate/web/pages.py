@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from mediagate.catalog.schemas import example_request, limits_text, model_as_data
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest
-from mediagate.core.http import public_base
+from mediagate.core.http import files_base, public_base
 from mediagate.core.state import core_state
 from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
@@ -42,7 +42,7 @@ async def dashboard(request: Request, who: SignedIn) -> Response:
         "dashboard.html",
         who,
         balances=balances,
-        tasks=[task_as_data(t, public_base(request)) for t in recent[:6]],
+        tasks=[task_as_data(t, files_base(request)) for t in recent[:6]],
     )
 
 
@@ -243,7 +243,7 @@ async def tasks_gallery(request: Request, who: SignedIn) -> Response:
         request,
         "tasks.html",
         who,
-        tasks=[task_as_data(t, public_base(request)) for t in rows[:24]],
+        tasks=[task_as_data(t, files_base(request)) for t in rows[:24]],
         more=len(rows) > 24,
         at=at,
     )

@@ -54,8 +54,8 @@ async def test_put_get_and_presign(s3_settings: Callable[..., Settings], endpoin
     settings = s3_settings()
     storage = S3Storage.from_settings(settings)
     key = "abcdefghijklmnop0123.png"
-    await storage.put(key, b"\x89PNG fake bytes")
-    assert await storage.get(key) == b"\x89PNG fake bytes"
+    await storage.put(key, b"\x89PNG\r\n\x1a\n fake bytes")
+    assert await storage.get(key) == b"\x89PNG\r\n\x1a\n fake bytes"
     assert await storage.get("nothing-here-0123456.png") is None
     assert await storage.get("../../etc/passwd") is None
     assert objects(endpoint, settings.s3_prefix) == [f"{settings.s3_prefix}{key}"]
@@ -63,7 +63,7 @@ async def test_put_get_and_presign(s3_settings: Callable[..., Settings], endpoin
     assert url is not None and "X-Amz-Signature=" in url and "X-Amz-Expires=3600" in url
     async with httpx2.AsyncClient() as client:
         fetched = await client.get(url)
-    assert fetched.status_code == 200 and fetched.content == b"\x89PNG fake bytes"
+    assert fetched.status_code == 200 and fetched.content == b"\x89PNG\r\n\x1a\n fake bytes"
     assert fetched.headers["content-type"] == "image/png"
     assert await storage.public_url("nothing-here-0123456.png") is None
     with pytest.raises(ValueError, match="invalid storage key"):
@@ -172,3 +172,49 @@ async def test_an_upload_is_read_back_from_the_bucket(s3_app: Any, endpoint: str
 def test_s3_needs_a_bucket() -> None:
     with pytest.raises(ValidationError, match="MEDIAGATE_S3_BUCKET"):
         Settings(storage_backend="s3", secret_key="x" * 40)
+
+
+POLYGLOT = b"<html><script>alert(document.domain)</script></html>"
+
+
+async def upload_polyglot(app: Any, client: httpx2.AsyncClient) -> str:
+    core = app.state.core
+    key = await KeyFactory(core.db, core.settings)(credits=0)
+    blue = io.BytesIO()
+    Image.new("RGB", (600, 600), (0, 0, 255)).save(blue, format="PNG")
+    answer = await client.post(
+        "/api/v1/uploads",
+        content=blue.getvalue() + POLYGLOT,
+        headers={**key.headers, "Content-Type": "image/png"},
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["data"]["url"]).rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize("s3_app", ["proxy"], indirect=True)
+async def test_finding_10_proxied_files_carry_the_hardening_headers(
+    s3_app: Any, s3_client: httpx2.AsyncClient
+) -> None:
+    name = await upload_polyglot(s3_app, s3_client)
+    served = await s3_client.get(f"/files/{name}")
+    assert served.status_code == 200 and served.content.endswith(POLYGLOT)
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
+
+
+@pytest.mark.parametrize("s3_app", ["redirect"], indirect=True)
+async def test_finding_10_bucket_objects_are_typed_by_their_bytes(
+    s3_app: Any, s3_client: httpx2.AsyncClient, endpoint: str
+) -> None:
+    name = await upload_polyglot(s3_app, s3_client)
+    storage = s3_app.state.storage
+    await storage.put("abcdefghijklmnopqrst.png", POLYGLOT)  # not an image, whatever its name
+    client = boto3.client("s3", **s3_credentials(endpoint))
+    image = client.head_object(Bucket=BUCKET, Key=f"{storage.prefix}{name}")
+    other = client.head_object(Bucket=BUCKET, Key=f"{storage.prefix}abcdefghijklmnopqrst.png")
+    assert (image["ContentType"], image.get("ContentDisposition")) == ("image/png", "inline")
+    assert (other["ContentType"], other.get("ContentDisposition")) == (
+        "application/octet-stream",
+        "attachment",
+    )

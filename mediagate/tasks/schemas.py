@@ -1,0 +1,44 @@
+"""Response models of the task routes, for the OpenAPI schema (the JSON itself is built
+by `service.task_as_data` and the route)."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from mediagate.core.schemas import Strict
+
+ApiStatus = Literal["IN_PROGRESS", "completed", "failed"]
+
+
+class Submission(Strict):
+    task_id: str
+    status: ApiStatus
+
+
+class OutputImage(Strict):
+    url: str = Field(description="Absolute URL of the stored result file")
+    width: int
+    height: int
+
+
+class TaskOutput(Strict):
+    images: list[OutputImage] = Field(description="Empty until the task is completed")
+
+
+class TaskError(Strict):
+    type: str
+    message: str
+
+
+class TaskData(Strict):
+    task_id: str
+    model: str
+    type: str
+    status: ApiStatus
+    created_at: str = Field(description="ISO 8601, UTC")
+    completed_at: str | None = Field(description="ISO 8601, UTC; null until the task ends")
+    credits: int = Field(
+        description="Held while in progress, charged when completed, 0 when failed"
+    )
+    output: TaskOutput
+    error: TaskError | None = Field(description="Why the task failed; null otherwise")
