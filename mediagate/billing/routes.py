@@ -12,10 +12,11 @@ from mediagate.billing.errors import CodeNotRedeemable, InvalidCode, StripeUnava
 from mediagate.billing.models import Order
 from mediagate.billing.packages import money
 from mediagate.billing.redeeming import redeem
-from mediagate.billing.schemas import Redemption
+from mediagate.billing.schemas import RedeemRequest, Redemption
 from mediagate.billing.state import billing_state
 from mediagate.core.errors import InvalidRequest, NotFound, RateLimited
 from mediagate.core.http import public_base, read_body, read_json_body, success
+from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.ledger import service as ledger
@@ -153,7 +154,22 @@ async def receipt(request: Request, order_id: str, who: SignedIn) -> Response:
     return page(request, "receipt.html", who, order=order, returned=returned, money=money)
 
 
-@api.post("/account/redeem", summary="Add a redemption code's credits to the key's account")
+@api.post(
+    "/account/redeem",
+    summary="Add a redemption code's credits to the key's account",
+    responses=answers(
+        Redemption,
+        *(400, 401, 409, 413, 429),
+        e409="conflict: the code is used up, expired, or already redeemed by this account",
+    ),
+    openapi_extra={
+        **BEARER,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RedeemRequest.model_json_schema()}},
+        },
+    },
+)
 async def redeem_by_api(request: Request, caller: CurrentKey) -> JSONResponse:
     """Body `{"code": "MG-…"}`. The credits go to the key's mode (live or test), or to
     test if the code's batch is a test batch. Answers `data`: credits, mode, batch,
