@@ -53,6 +53,7 @@ from mediagate.runner.wakeups import Wakeups
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
 from mediagate.web import admin as web_admin
+from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
 from mediagate.web.auth_limits import AuthLimits
@@ -195,6 +196,8 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         version=__version__,
         description="One REST API for generative media models.",
         lifespan=lifespan,
+        docs_url=None,  # web.apidocs serves /docs from our own origin, not a CDN
+        redoc_url=None,
     )
     generated_openapi = app.openapi
 
@@ -218,6 +221,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(web_admin.router)
     for router in (billing_routes.pages, billing_routes.api, billing_admin.router):
         app.include_router(router)
+    app.include_router(web_apidocs.router)
     app.mount(
         "/static", StaticFiles(directory=Path(web_pages.__file__).parent / "static"), "static"
     )
