@@ -198,6 +198,9 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # web.apidocs serves /docs from our own origin, not a CDN
         redoc_url=None,
+        # A trailing-slash redirect is built from the request's Host header: answer 404
+        # instead, so no client-given Host ever comes back to a client in a Location.
+        redirect_slashes=False,
     )
     generated_openapi = app.openapi
 

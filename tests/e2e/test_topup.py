@@ -59,6 +59,12 @@ def sign_up_with(browser: httpx2.Client, email: str) -> None:
         "/signup", data={"email": email, "password": PASSWORD, "csrf_token": token}
     )
     assert answer.status_code == 303, answer.text
+    # Sign-up signs no one in (it answers the same for a known email): sign in next.
+    token = form_token(browser.get("/login").text)
+    answer = browser.post(
+        "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard", answer.text
 
 
 def live_balance(browser: httpx2.Client) -> int:

@@ -55,3 +55,13 @@ async def test_finding_12_allowed_hosts_refuse_another_host(make_settings: Any) 
                 answer = await c.get(path, headers={"Host": "evil.example"})
                 assert answer.status_code == 400, path
                 assert "evil.example" not in answer.headers.get("location", "")
+
+
+async def test_finding_12_no_redirect_reflects_the_host_header(
+    client: httpx2.AsyncClient,
+) -> None:
+    """Without an allowed-hosts list, a trailing slash is a 404, not a redirect to the
+    Host the client named (Starlette builds those from the request)."""
+    answer = await client.get("/api/v1/models/", headers={"Host": "evil.example"})
+    assert answer.status_code == 404
+    assert "evil.example" not in answer.headers.get("location", "")
