@@ -2,6 +2,7 @@
 per task, rendering on a small bounded pool of threads off the event loop (finding 4)."""
 
 import asyncio
+import time
 import io
 import threading
 from typing import Any
@@ -94,8 +95,10 @@ def counted_runner(
 
 
 async def until(condition: Any, what: str) -> None:
-    """Let the loop run until `condition()` holds (bounded, so a broken build fails)."""
-    for _ in range(1000):
+    """Let the loop run until `condition()` holds (bounded, so a broken build fails; the
+    bound is generous: a busy 2-core CI machine took over 10 s to get there once)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
         if condition():
             return
         await asyncio.sleep(0.01)
