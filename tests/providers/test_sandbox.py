@@ -2,9 +2,9 @@
 per task, rendering on a small bounded pool of threads off the event loop (finding 4)."""
 
 import asyncio
-import time
 import io
 import threading
+import time
 from typing import Any
 
 import httpx2
