@@ -63,6 +63,7 @@ def build_registry(
             results,
             api_key=settings.wavespeed_api_key or "",
             base_url=settings.wavespeed_base_url,
+            flagged_outputs=settings.provider_flagged_outputs,
         )
     if "kling" in names:
         token = KlingToken(settings.kling_access_key or "", settings.kling_secret_key or "")
@@ -71,7 +72,12 @@ def build_registry(
         )
     if "fal" in names:
         live["fal"] = FalProvider(
-            client, results, api_key=settings.fal_key or "", base_url=settings.fal_base_url
+            client,
+            results,
+            api_key=settings.fal_key or "",
+            base_url=settings.fal_base_url,
+            platform_url=settings.fal_platform_url,
+            flagged_outputs=settings.provider_flagged_outputs,
         )
     return ProviderRegistry(
         sandbox,
