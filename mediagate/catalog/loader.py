@@ -23,7 +23,7 @@ class Catalog:
 
     def __init__(self, specs: Iterable[ModelSpec]) -> None:
         self.models: dict[str, ModelSpec] = {}
-        for spec in specs:
+        for spec in sorted(specs, key=lambda m: m.position):  # stable: file order after
             if spec.id in self.models:
                 raise ValueError(f"model {spec.id} declared twice")
             self.models[spec.id] = spec
@@ -90,6 +90,7 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
         inputs=inputs,
         routes=routes,
         faq=tuple((f["q"], f["a"]) for f in raw.get("faq", ())),
+        position=int(raw.get("position", 100)),
     )
 
 

@@ -147,6 +147,8 @@ class ModelSpec:
     inputs: InputRules
     routes: tuple[Route, ...]
     faq: tuple[tuple[str, str], ...] = field(default=())
+    position: int = 100
+    """Place in /models, the console and /api/v1/models (lower first, then by file name)."""
 
     def task_type(self, name: str) -> TaskType:
         return self.types[name]

@@ -5,8 +5,8 @@ POST {endpoint id}                         the route's body -> {request_id, ...}
 GET  {owner}/{alias}/requests/{id}/status  IN_QUEUE | IN_PROGRESS | COMPLETED (+ error, error_type)
 GET  {owner}/{alias}/requests/{id}         the result, or the request's error
 PUT  {owner}/{alias}/requests/{id}/cancel  (only before it is processed)
-The subpath of an endpoint id (`/o1`) is not used after submit. Sources: fal-client 1.0.3
-`fal_client/client.py`; https://docs.fal.ai/model-endpoints/queue;
+The subpath of an endpoint id (after owner/alias) is not used after submit.
+Sources: fal-client 1.0.3 `fal_client/client.py`; https://docs.fal.ai/model-endpoints/queue;
 https://fal.ai/docs/errors (422 `detail[].type`, never `msg`; `X-Fal-Retryable`);
 https://docs.fal.ai/documentation/model-apis/request-errors (flat `{detail, error_type}`).
 """

@@ -127,7 +127,12 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         transport=httpx2.ASGITransport(app=app), base_url="http://t"
     ) as c:
         listed = (await c.get("/api/v1/models")).json()["data"]
-        assert [m["id"] for m in listed] == ["kling-image-o1", "test-painter"]
+        assert [m["id"] for m in listed] == [
+            "kling-image-o1",
+            "flux-schnell",
+            "kling-v3-omni",
+            "test-painter",
+        ]
         painter = (await c.get("/api/v1/models/test-painter")).json()["data"]
         assert painter["types"] == [
             {"type": "paint", "price": 3, "description": "Paint.", "default": True}
@@ -145,6 +150,8 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         ]["schema"]
         assert [s["properties"]["model"]["const"] for s in body["oneOf"]] == [
             "kling-image-o1",
+            "flux-schnell",
+            "kling-v3-omni",
             "test-painter",
         ]
 
@@ -200,7 +207,11 @@ async def test_models_route_matches_the_declaration(client: httpx2.AsyncClient) 
 
 
 def test_builtin_dir_holds_one_file_per_model() -> None:
-    assert sorted(p.name for p in BUILTIN_DIR.glob("*.toml")) == ["kling-image-o1.toml"]
+    assert sorted(p.name for p in BUILTIN_DIR.glob("*.toml")) == [
+        "flux-schnell.toml",
+        "kling-image-o1.toml",
+        "kling-v3-omni.toml",
+    ]
 
 
 NUM = 'fields.num_images = "num_images"'

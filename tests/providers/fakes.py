@@ -12,6 +12,7 @@ without a prompt (multi-shot), or a wrong key:
   [fake:slow]       never finishes              [fake:malformed]  creates the task, answers garbage
   [fake:404]        result URLs that 404        [fake:5xx]        submit always 500
   [ws-down]         WaveSpeed alone answers 500 to the submit (failover tests)
+  [ws-broke]        WaveSpeed alone refuses for the balance (FakeState.balance_refusal)
   [fake:hang]       creates the task, then holds the answer for 5 s (kill-window tests)
   [fake:forbidden]  account problem: 403 / Kling 1102 (no resource pack)
   [fake:latency]    Kling: done only 2–10 s after it was created (FakeState.latency_s; chaos)
@@ -202,7 +203,7 @@ def wavespeed_app(state: FakeState) -> Starlette:
         body = await request.json()
         model = request.path_params["model"]
         prompt = body.get("prompt", "")
-        if state.marked(prompt, "[fake:forbidden]"):
+        if state.marked(prompt, "[fake:forbidden]") or "[ws-broke]" in prompt:
             status, message = state.balance_refusal
             return JSONResponse({"code": status, "message": message}, status)
         if state.marked(prompt, "[fake:5xx]") or "[ws-down]" in prompt:
