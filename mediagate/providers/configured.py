@@ -41,20 +41,10 @@ def keep_alive_pool(size: int) -> httpx2.Limits:
     return httpx2.Limits(max_connections=size, max_keepalive_connections=size)
 
 
-def build_registry(
-    db: Database,
-    settings: Settings,
-    storage: Storage,
-    fetcher: SafeFetcher,
-    client: ProviderHTTP,
-) -> ProviderRegistry:
-    sandbox = SandboxProvider(
-        db,
-        storage,
-        latency_s=settings.sandbox_latency_s,
-        call_delay_s=settings.sandbox_call_delay_s,
-    )
-    results = ResultFetcher(fetcher)
+def build_live(
+    settings: Settings, client: ProviderHTTP, results: ResultFetcher
+) -> dict[str, Provider]:
+    """An adapter for each live provider whose credentials are set."""
     names = configured_names(settings)
     live: dict[str, Provider] = {}
     if "wavespeed" in names:
@@ -79,6 +69,23 @@ def build_registry(
             platform_url=settings.fal_platform_url,
             flagged_outputs=settings.provider_flagged_outputs,
         )
+    return live
+
+
+def build_registry(
+    db: Database,
+    settings: Settings,
+    storage: Storage,
+    fetcher: SafeFetcher,
+    client: ProviderHTTP,
+) -> ProviderRegistry:
+    sandbox = SandboxProvider(
+        db,
+        storage,
+        latency_s=settings.sandbox_latency_s,
+        call_delay_s=settings.sandbox_call_delay_s,
+    )
+    live = build_live(settings, client, ResultFetcher(fetcher))
     return ProviderRegistry(
         sandbox,
         live,

@@ -2,6 +2,7 @@
 the task ends in the right state, with the right error type and credit outcome."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -436,3 +437,39 @@ async def test_server_errors_at_submit_are_retried_until_the_deadline(
     assert kinds == RELEASED
     assert state.calls["submit"] - submits >= 2  # retried with backoff
     assert state.calls["created"] == created  # and never created anything
+
+
+@pytest.mark.parametrize("wrong_key", [False, True])
+def test_providers_check_calls_each_account_endpoint_and_creates_nothing(
+    fakes: dict[str, FakeState],
+    make_settings: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    wrong_key: bool,
+) -> None:
+    settings = make_settings(**provider_settings(fakes, PROVIDERS, wrong_key=wrong_key))
+    created = {n: f.calls["created"] for n, f in fakes.items()}
+    names = {
+        "WAVESPEED_API_KEY": settings.wavespeed_api_key,
+        "WAVESPEED_BASE_URL": settings.wavespeed_base_url,
+        "KLING_ACCESS_KEY": settings.kling_access_key,
+        "KLING_SECRET_KEY": settings.kling_secret_key,
+        "KLING_BASE_URL": settings.kling_base_url,
+        "FAL_KEY": settings.fal_key,
+        "FAL_BASE_URL": settings.fal_base_url,
+        "FAL_PLATFORM_URL": settings.fal_platform_url,
+        "DATA_DIR": settings.data_dir,
+        "SECRET_KEY": "test-secret-key",
+    }
+    for name, value in names.items():
+        monkeypatch.setenv(f"MEDIAGATE_{name}", str(value))
+    with pytest.raises(SystemExit) if wrong_key else contextlib.nullcontext():
+        main(["providers", "check"])
+    out = capsys.readouterr().out
+    if wrong_key:
+        assert all(f"{n:<10} FAILED" in out for n in PROVIDERS), out
+    else:
+        assert "wavespeed  ok      credentials accepted; balance 156.78 USD" in out, out
+        assert "kling      ok      credentials accepted; 1 resource pack(s)" in out, out
+        assert "fal        ok      credentials accepted; account my-team" in out, out
+    assert {n: f.calls["created"] for n, f in fakes.items()} == created
