@@ -311,6 +311,19 @@ async def test_auto_aspect_ratio_is_one_behaviour_on_every_route(
     assert sent["aspect_ratio"] == "16:9"
 
 
+@pytest.mark.parametrize(("provider", "field"), [("wavespeed", "images"), ("kling", "image_list")])
+async def test_text_only_requests_send_no_empty_reference_list(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory, provider: str, field: str
+) -> None:
+    """W-9, K-3: the reference list is optional upstream; an empty one is left out."""
+    state = fakes[provider]
+    async with live_gateway(make_settings, **provider_settings(fakes, [provider])) as app:
+        task, _ = await run_task(app, keys, generation(prompt=f"no refs {provider}"))
+    assert task["status"] == "completed", task["error"]
+    sent = next(b for b in reversed(state.bodies) if b.get("prompt") == f"no refs {provider}")
+    assert field not in sent
+
+
 def test_adapters_hold_no_model_ids_paths_or_model_params() -> None:
     """Everything model-specific is in the declarations: no adapter names a model id, an
     upstream endpoint, a constant or a mapped field of any declared route."""
