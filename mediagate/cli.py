@@ -33,6 +33,7 @@ from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
 from mediagate.observability.endpoint import serve_worker_metrics
 from mediagate.observability.metrics import Metrics
+from mediagate.providers.check import check_providers
 from mediagate.providers.configured import ALL_LIVE, configured_names
 from mediagate.providers.health import provider_status
 
@@ -72,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("providers", help="configured providers, breakers, recent errors")
     p.set_defaults(func=_run(cmd_providers))
+    check = p.add_subparsers(metavar="ACTION").add_parser(
+        "check", help="do the configured credentials work? (creates no task)"
+    )
+    check.set_defaults(func=cmd_providers_check)
 
     p = sub.add_parser("models", help="list the model catalog")
     p.set_defaults(func=cmd_models)
@@ -281,6 +286,16 @@ async def cmd_providers(db: Database, settings: Settings, args: argparse.Namespa
             print(f"  breakers:  {breakers or 'no runner reported in the last 5 minutes'}")
             print(f"  errors:    {status.errors_total} since the runners started")
             print(f"  last hour: {tasks or 'no tasks'}")
+
+
+def cmd_providers_check(settings: Settings, args: argparse.Namespace) -> None:
+    results = asyncio.run(check_providers(settings))
+    if not results:
+        print("no live provider is configured (test keys use the sandbox)")
+    for result in results:
+        print(f"{result.provider:<10} {'ok' if result.ok else 'FAILED':<7} {result.detail}")
+    if not all(r.ok for r in results):
+        sys.exit(1)
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> None:

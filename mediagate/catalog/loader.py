@@ -8,11 +8,11 @@ from typing import Any
 from mediagate.catalog.spec import (
     InputRules,
     ModelSpec,
-    Route,
     TaskType,
     override_param,
     parse_param,
 )
+from mediagate.catalog.upstream import parse_routes
 from mediagate.core.errors import NotFound
 
 BUILTIN_DIR = Path(__file__).parent / "models"
@@ -23,7 +23,7 @@ class Catalog:
 
     def __init__(self, specs: Iterable[ModelSpec]) -> None:
         self.models: dict[str, ModelSpec] = {}
-        for spec in specs:
+        for spec in sorted(specs, key=lambda m: m.position):  # stable: file order after
             if spec.id in self.models:
                 raise ValueError(f"model {spec.id} declared twice")
             self.models[spec.id] = spec
@@ -73,9 +73,8 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
     default_type = raw.get("default_type", next(iter(types)))
     if default_type not in types:
         raise ValueError(f"default_type {default_type!r} is not a declared type")
-    routes = tuple(
-        Route(provider=r["provider"], types=tuple(r.get("types", types))) for r in raw["routes"]
-    )
+    inputs = _parse_inputs(raw.get("inputs", {}))
+    routes = parse_routes(raw["routes"], types, inputs.formats)
     return ModelSpec(
         id=raw["id"],
         name=raw["name"],
@@ -88,9 +87,10 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
         default_type=default_type,
         types=types,
         params=params,
-        inputs=_parse_inputs(raw.get("inputs", {})),
+        inputs=inputs,
         routes=routes,
         faq=tuple((f["q"], f["a"]) for f in raw.get("faq", ())),
+        position=int(raw.get("position", 100)),
     )
 
 

@@ -26,6 +26,9 @@ class ParamSpec:
     item_max_length: int | None = None
     schemes: tuple[str, ...] = ("http", "https")
     example: Any = None
+    gateway: bool = False
+    """Handled by the gateway itself (e.g. callback_url): never sent to a provider, so
+    routes need not map it."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,86 @@ class TaskType:
     """The model's params with this type's overrides applied."""
 
 
+REFERENCE_PARAM = "images"
+"""The param holding reference image URLs (API.md): the prepare step fetches and checks
+them, and routes receive them in the form they accept (see RouteTask.transports)."""
+REFERENCE_FORMATS = ("jpeg", "png", "webp")
+Transport = Literal["url", "stored_url", "base64", "data_uri"]
+TRANSPORTS: tuple[Transport, ...] = ("url", "stored_url", "base64", "data_uri")
+"""How a reference reaches a provider: `url` the user's own URL; `stored_url` our checked
+(and, if needed, converted) copy at our public URL; `base64` the bare Base64 of that copy;
+`data_uri` the same as a `data:` URI."""
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """One field of the upstream body, computed from one of our params."""
+
+    source: str
+    """Our param (`from` in the file)."""
+    values: dict[str, Any] | None = None
+    """Our value -> the provider's (covers every value of an enum param)."""
+    case: Literal["upper", "lower"] | None = None
+    prompt_refs: str | None = None
+    """How the provider spells `<<<image_N>>>` in a prompt, with `{n}` for N."""
+    item: str | None = None
+    """Send a list as objects: each element `x` as `{item: x}`."""
+    first: bool = False
+    """Send only the first element of a list (absent when the list is empty)."""
+    omit_empty: bool = False
+    """Leave the field out when the value is empty."""
+
+
+@dataclass(frozen=True)
+class RouteTask:
+    """Everything provider-specific about serving one task type of a model."""
+
+    endpoint: str
+    """The upstream endpoint or model id (fal app id, WaveSpeed model id, Kling path)."""
+    fields: dict[str, FieldMap]
+    constants: dict[str, Any] = field(default_factory=dict)
+    """Upstream fields with a fixed value (e.g. Kling's `model_name`)."""
+    requires: tuple[str, ...] = ()
+    """Our params that must be non-empty for this route (e.g. fal o1 needs images)."""
+    unsupported: tuple[str, ...] = ()
+    """Our params this route cannot honour: a task that sets one to anything but its
+    default goes to another route, or is refused before any hold."""
+    ignored: tuple[str, ...] = ()
+    """Our params this task type does not use (stated on purpose, never silently)."""
+    formats: tuple[str, ...] = REFERENCE_FORMATS
+    """Reference formats the provider documents; others are converted from our copy."""
+    transports: tuple[Transport, ...] = ("url",)
+    """How references may be sent, in order of preference."""
+    lookup: bool = False
+    """The provider finds a task by our reference (safe replay of an interrupted submit)."""
+    results: tuple[str, ...] = ()
+    """Where result URLs are in the provider's answer: paths like `images[].url`."""
+    flags: str | None = None
+    """Where per-output safety flags are (e.g. `has_nsfw_contents[]`), if the answer has them."""
+
+    def eligible(
+        self, params: dict[str, Any], declared: dict[str, "ParamSpec"]
+    ) -> tuple[str, str] | None:
+        """None if this route can serve `params`; else the param it cannot, and why."""
+        for name in self.requires:
+            if not params.get(name):
+                return name, f"needs {name}"
+        for name in self.unsupported:
+            value = params.get(name)
+            spec = declared.get(name)
+            if value not in (None, [], "") and (spec is None or value != spec.default):
+                return name, f"cannot honour {name}"
+        return None
+
+
 @dataclass(frozen=True)
 class Route:
     provider: str
-    types: tuple[str, ...]
+    tasks: dict[str, RouteTask]
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(self.tasks)
 
 
 @dataclass(frozen=True)
@@ -72,12 +151,21 @@ class ModelSpec:
     inputs: InputRules
     routes: tuple[Route, ...]
     faq: tuple[tuple[str, str], ...] = field(default=())
+    position: int = 100
+    """Place in /models, the console and /api/v1/models (lower first, then by file name)."""
 
     def task_type(self, name: str) -> TaskType:
         return self.types[name]
 
     def routes_for(self, type_name: str) -> list[str]:
-        return [r.provider for r in self.routes if type_name in r.types]
+        return [r.provider for r in self.routes if type_name in r.tasks]
+
+    def route(self, provider: str, type_name: str) -> RouteTask | None:
+        """What `provider` needs to serve `type_name` (None: not declared, e.g. the sandbox)."""
+        for r in self.routes:
+            if r.provider == provider and type_name in r.tasks:
+                return r.tasks[type_name]
+        return None
 
 
 PARAM_KEYS = {f for f in ParamSpec.__dataclass_fields__ if f != "name"}

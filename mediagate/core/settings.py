@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     kling_base_url: str = "https://api-singapore.klingai.com"
     fal_key: str | None = None
     fal_base_url: str = "https://queue.fal.run"
+    fal_platform_url: str = "https://api.fal.ai/v1"
+    """fal's Platform API, used only by `mediagate providers check` (account billing)."""
+    provider_flagged_outputs: Literal["fail", "drop", "deliver"] = "fail"
+    """What to do with results a provider flags as unsafe (WaveSpeed `has_nsfw_contents`,
+    fal `has_nsfw_concepts`): fail the task as content_policy_violation (nothing charged),
+    drop the flagged images and deliver the rest, or deliver everything."""
     provider_timeout_s: float = 30.0
     callback_safety_poll_s: float = 10.0
     """With a provider that calls back (needs PUBLIC_BASE_URL), poll only this often, as a

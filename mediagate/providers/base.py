@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from mediagate.catalog.spec import RouteTask
+
 
 @dataclass(frozen=True)
 class ProviderRequest:
@@ -16,6 +18,17 @@ class ProviderRequest:
     the checked images, in order) and `aspect_ratio` (what `auto` resolved to)."""
     callback_url: str | None = None
     """Where the provider may call back when done (a hint; we still poll)."""
+    route: RouteTask | None = None
+    """The model's declaration for this provider and type (None for the sandbox)."""
+    references: tuple[str, ...] | None = None
+    """The reference images as this route takes them (URL, our copy's URL, Base64), in
+    order; filled in for submit only."""
+
+    def declared(self, provider: str) -> RouteTask:
+        """The route, which a live adapter cannot work without."""
+        if self.route is None:
+            raise ValueError(f"{provider}: no route declared for {self.model} ({self.type})")
+        return self.route
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,37 @@ def keep_alive_pool(size: int) -> httpx2.Limits:
     return httpx2.Limits(max_connections=size, max_keepalive_connections=size)
 
 
+def build_live(
+    settings: Settings, client: ProviderHTTP, results: ResultFetcher
+) -> dict[str, Provider]:
+    """An adapter for each live provider whose credentials are set."""
+    names = configured_names(settings)
+    live: dict[str, Provider] = {}
+    if "wavespeed" in names:
+        live["wavespeed"] = WaveSpeedProvider(
+            client,
+            results,
+            api_key=settings.wavespeed_api_key or "",
+            base_url=settings.wavespeed_base_url,
+            flagged_outputs=settings.provider_flagged_outputs,
+        )
+    if "kling" in names:
+        token = KlingToken(settings.kling_access_key or "", settings.kling_secret_key or "")
+        live["kling"] = KlingProvider(
+            client, results, token=token, base_url=settings.kling_base_url
+        )
+    if "fal" in names:
+        live["fal"] = FalProvider(
+            client,
+            results,
+            api_key=settings.fal_key or "",
+            base_url=settings.fal_base_url,
+            platform_url=settings.fal_platform_url,
+            flagged_outputs=settings.provider_flagged_outputs,
+        )
+    return live
+
+
 def build_registry(
     db: Database,
     settings: Settings,
@@ -56,25 +87,7 @@ def build_registry(
         latency_s=settings.sandbox_latency_s,
         call_delay_s=settings.sandbox_call_delay_s,
     )
-    results = ResultFetcher(fetcher)
-    names = configured_names(settings)
-    live: dict[str, Provider] = {}
-    if "wavespeed" in names:
-        live["wavespeed"] = WaveSpeedProvider(
-            client,
-            results,
-            api_key=settings.wavespeed_api_key or "",
-            base_url=settings.wavespeed_base_url,
-        )
-    if "kling" in names:
-        token = KlingToken(settings.kling_access_key or "", settings.kling_secret_key or "")
-        live["kling"] = KlingProvider(
-            client, results, token=token, base_url=settings.kling_base_url
-        )
-    if "fal" in names:
-        live["fal"] = FalProvider(
-            client, results, api_key=settings.fal_key or "", base_url=settings.fal_base_url
-        )
+    live = build_live(settings, client, ResultFetcher(fetcher))
     return ProviderRegistry(
         sandbox,
         live,

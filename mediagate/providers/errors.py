@@ -21,8 +21,29 @@ class ProviderRejected(ProviderError):
 
 
 class ProviderAuthError(ProviderError):
-    """Our credentials or account at the provider are wrong (auth, arrears, no resource
-    pack, no permission): an operator problem, logged loudly."""
+    """Our credentials or account at the provider are wrong (auth, arrears, balance, no
+    resource pack, no permission): an operator problem, logged loudly, failed over."""
+
+    concern = "CREDENTIALS"
+
+
+class ProviderMisconfigured(ProviderAuthError):
+    """The provider refuses how we are set up, not this task (Kling 1304 IP whitelist,
+    1202/1203 wrong method or resource): an operator problem, logged loudly, failed over."""
+
+    concern = "CONFIGURATION"
+
+
+class ProviderDeclined(ProviderError):
+    """The provider failed this task and says retrying will not help (fal
+    `X-Fal-Retryable: false`): not the user's fault, so the next provider may try; if
+    none does, the task fails with `error_type`."""
+
+    def __init__(
+        self, provider: str, message: str, *, error_type: str = "generation_failed"
+    ) -> None:
+        super().__init__(provider, message)
+        self.error_type = error_type
 
 
 class ProviderRetryable(ProviderError):
@@ -39,7 +60,23 @@ class SubmitOutcomeUnknown(ProviderError):
     looked up, never blindly sent again or to another provider."""
 
 
-POLICY_WORDS = ("policy", "safety", "sensitive", "nsfw", "inappropriate", "risk")
+POLICY_WORDS = (
+    "policy",
+    "safety",
+    "sensitive",
+    "nsfw",
+    "inappropriate",
+    "risk",
+    # Kling answers in Chinese too; its failure text is not documented word for word, so
+    # the usual wording of content moderation: 风控 risk control, 敏感 sensitive, 违规
+    # violation, 审核 review, 不合规 non-compliant, 安全 safety.
+    "风控",
+    "敏感",
+    "违规",
+    "审核",
+    "不合规",
+    "安全",
+)
 
 
 def looks_like_policy(text: str) -> bool:

@@ -9,6 +9,8 @@ fetcher (media/fetcher.py).
 """
 
 import json as jsonlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -21,6 +23,14 @@ from mediagate.providers.errors import (
     SubmitOutcomeUnknown,
     looks_like_policy,
 )
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Lower-cased names."""
 
 
 class ProviderHTTP:
@@ -56,9 +66,26 @@ class ProviderHTTP:
         """(status, parsed body). `creates=True` marks a call that may create an upstream
         task: if we cannot tell whether it arrived, that is SubmitOutcomeUnknown, never
         retryable."""
+        answer = await self.call(provider, method, url, headers=headers, json=json, creates=creates)
+        return answer.status, answer.body
+
+    async def call(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        json: dict[str, Any] | None = None,
+        creates: bool = False,
+        unreadable_errors: bool = False,
+    ) -> Answer:
+        """The answer with its headers. `unreadable_errors=True`: an error status whose
+        body is not JSON comes back with `body=None` instead of being called garbled."""
         try:
             async with self._client().request(method, url, headers=headers, json=json) as answer:
                 status, raw = answer.status, await answer.read()
+                received = {k.lower(): v for k, v in answer.headers.items()}
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise ProviderRetryable(provider, f"could not connect ({type(exc).__name__})") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -72,8 +99,10 @@ class ProviderHTTP:
         except ValueError:
             if creates and 200 <= status < 300:
                 raise SubmitOutcomeUnknown(provider, "unreadable answer to the submit") from None
+            if unreadable_errors and status >= 400:
+                return Answer(status, None, received)
             raise ProviderRetryable(provider, f"unreadable answer (HTTP {status})") from None
-        return status, body
+        return Answer(status, body, received)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -100,10 +129,11 @@ class ResultFetcher:
             ) from exc
 
 
-def failed(label: str, reason: Any) -> PollResult:
+def failed(label: str, reason: Any, *, kind: str | None = None) -> PollResult:
     """An upstream failure, classified: content policy (the user's to fix) or not."""
     text = str(reason or "generation failed")
-    kind = "content_policy_violation" if looks_like_policy(text) else "generation_failed"
+    if kind is None:
+        kind = "content_policy_violation" if looks_like_policy(text) else "generation_failed"
     return PollResult("failed", error_type=kind, error_message=f"{label}: {text}")
 
 
@@ -112,15 +142,3 @@ def required_id(provider: str, value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ProviderRetryable(provider, f"the submit answer has no {what}")
     return value
-
-
-def image_urls(items: Any) -> list[str] | None:
-    """`[{"url": ...}, ...]` as a list of URLs, or None if it is anything else or empty."""
-    if not isinstance(items, list) or not items:
-        return None
-    urls = [i.get("url") for i in items if isinstance(i, dict)]
-    return (
-        [u for u in urls if isinstance(u, str)]
-        if len(urls) == len(items) and all(isinstance(u, str) for u in urls)
-        else None
-    )

@@ -1,12 +1,14 @@
-"""Kling's official API (api-singapore.klingai.com by default).
+"""Kling's official API (api-singapore.klingai.com by default), generic: the path and the
+body for a model come from its route declaration.
 
 Auth: `Authorization: Bearer <JWT>`, HS256 signed with the secret key, claims
 {iss: access key, exp: now+1800, nbf: now-5}; cached and refreshed before it expires.
-POST /v1/images/omni-image      {model_name, prompt, image_list, resolution, n, aspect_ratio,
-                                 external_task_id}
-GET  /v1/images/omni-image/{id} (our external_task_id works too: safe lookup after a crash)
-POST /v1/general/ai-multi-shot  {element_frontal_image, external_task_id}
-Envelope {code, message, request_id, data}; code 0 is success.
+POST {route endpoint}        the route's body + external_task_id (our task id), callback_url
+GET  {route endpoint}/{id}   task_status submitted|processing|succeed|failed, task_status_msg
+GET  /account/costs          resource packs (`mediagate providers check`)
+Envelope {code, message, request_id, data}; code 0 is success. Error codes and their HTTP
+statuses: Kling API reference, "General Information" (transcribed in
+github.com/WHQ25/rawgenai docs/research/kling/common-info.md).
 """
 
 import time
@@ -18,21 +20,25 @@ import jwt
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.errors import (
     ProviderAuthError,
+    ProviderMisconfigured,
     ProviderRejected,
     ProviderRetryable,
 )
-from mediagate.providers.http import ProviderHTTP, ResultFetcher, failed, image_urls, required_id
+from mediagate.providers.http import ProviderHTTP, ResultFetcher, failed, required_id
+from mediagate.providers.mapping import completion, upstream_body
 
 NAME = "kling"
 TOKEN_LIFETIME_S = 1800
 REFRESH_BEFORE_S = 300
-PATHS = {"image-to-image": "/v1/images/omni-image", "ai-multi-shot": "/v1/general/ai-multi-shot"}
-AUTH_CODES = range(1000, 1005)
-ACCOUNT_CODES = range(1100, 1104)
-REQUEST_CODES = range(1200, 1204)
-POLICY_CODES = (1300, 1301)
-LIMIT_CODES = (1302, 1303)
-SERVER_CODES = range(5000, 5003)
+AUTH_CODES = range(1000, 1005)  # 401
+ACCOUNT_CODES = range(1100, 1104)  # 1100-1102 account (429), 1103 no permission (403)
+PARAM_CODES = (1200, 1201)  # 400: bad parameters
+SETUP_CODES = (1202, 1203, 1304)  # 404 bad method / missing resource; 429 IP whitelist
+POLICY_CODES = (1300, 1301)  # 400
+LIMIT_CODES = (1302, 1303)  # 429 rate, concurrency
+NOT_FOUND_CODES = (1200, 1201, 1203)
+"""On a lookup by our reference: Kling does not know the task (so submitting is safe)."""
+DAY_MS = 86_400_000
 
 
 Clock = Callable[[], float]
@@ -60,29 +66,9 @@ class KlingToken:
         return self._token
 
 
-def submit_body(request: ProviderRequest) -> dict[str, Any]:
-    params = request.params
-    if request.type == "ai-multi-shot":
-        body: dict[str, Any] = {"element_frontal_image": params["images"][0]}
-    else:
-        body = {
-            "model_name": "kling-image-o1",
-            "prompt": params["prompt"],  # Kling spells image references <<<image_1>>> like us
-            "image_list": [{"image": url} for url in params.get("images", [])],
-            "resolution": params.get("resolution", "1k"),
-            "n": params.get("num_images", 1),
-            # Always explicit: Kling's own default is auto.
-            "aspect_ratio": params.get("aspect_ratio", "1:1"),
-        }
-    body["external_task_id"] = request.reference
-    if request.callback_url:
-        body["callback_url"] = request.callback_url
-    return body
-
-
 class KlingProvider:
     name = NAME
-    supports_lookup = True  # GET by external_task_id
+    supports_lookup = True  # by external_task_id, where the route's query takes it
     sends_callbacks = True  # callback_url in the create body
 
     def __init__(
@@ -101,20 +87,37 @@ class KlingProvider:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token.get()}"}
 
+    def _url(self, request: ProviderRequest, suffix: str = "") -> str:
+        return f"{self.base}/{request.declared(NAME).endpoint.strip('/')}{suffix}"
+
     async def submit(self, request: ProviderRequest) -> str:
-        url = f"{self.base}{PATHS[request.type]}"
-        body = submit_body(request)
+        route = request.declared(NAME)
+        body = upstream_body(route, request)
+        body["external_task_id"] = request.reference  # unique per account (Kling docs)
+        if request.callback_url:
+            body["callback_url"] = request.callback_url
         status, answer = await self.http.call_json(
-            NAME, "POST", url, headers=self._headers(), json=body, creates=True
+            NAME, "POST", self._url(request), headers=self._headers(), json=body, creates=True
         )
-        data = self._data(status, answer)
+        try:
+            data = self._data(status, answer)
+        except ProviderRejected:
+            # What Kling answers to a repeated external_task_id is not documented; if it
+            # refuses it as a bad parameter, the task it refers to is ours: take it.
+            code = answer.get("code") if isinstance(answer, dict) else None
+            if route.lookup and code in PARAM_CODES:
+                found = await self.lookup(request)
+                if found is not None:
+                    return found
+            raise
         return required_id(NAME, data.get("task_id"), "task_id")
 
     async def lookup(self, request: ProviderRequest) -> str | None:
-        url = f"{self.base}{PATHS[request.type]}/{request.reference}"
-        status, answer = await self.http.call_json(NAME, "GET", url, headers=self._headers())
+        status, answer = await self.http.call_json(
+            NAME, "GET", self._url(request, f"/{request.reference}"), headers=self._headers()
+        )
         if status == 404 or (
-            isinstance(answer, dict) and answer.get("code") in REQUEST_CODES and status < 500
+            isinstance(answer, dict) and answer.get("code") in NOT_FOUND_CODES and status < 500
         ):
             return None  # Kling never saw it: submitting now is safe
         data = self._data(status, answer)
@@ -122,23 +125,31 @@ class KlingProvider:
         return task_id if isinstance(task_id, str) and task_id else None
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:
-        url = f"{self.base}{PATHS[request.type]}/{upstream_id}"
-        status, answer = await self.http.call_json(NAME, "GET", url, headers=self._headers())
+        status, answer = await self.http.call_json(
+            NAME, "GET", self._url(request, f"/{upstream_id}"), headers=self._headers()
+        )
         data = self._data(status, answer)
         state = data.get("task_status")
         if state in ("submitted", "processing"):
             return PollResult("pending")
         if state == "succeed":
-            urls = image_urls((data.get("task_result") or {}).get("images"))
-            if urls is None:
-                raise ProviderRetryable(NAME, "succeeded without image URLs")
-            return PollResult("completed", outputs=urls)
+            return completion(request.declared(NAME), data, label="Kling", flagged_outputs="fail")
         if state == "failed":
             return failed("Kling", data.get("task_status_msg"))
         raise ProviderRetryable(NAME, f"unknown task_status {state!r}")
 
     async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
         return await self.results.fetch(NAME, output)
+
+    async def check(self) -> str:
+        """The account's resource packs over the last day: authenticated, creates nothing."""
+        now_ms = int(time.time() * 1000)
+        url = f"{self.base}/account/costs?start_time={now_ms - DAY_MS}&end_time={now_ms}"
+        status, answer = await self.http.call_json(NAME, "GET", url, headers=self._headers())
+        data = self._data(status, answer)
+        packs = data.get("resource_pack_subscribe_infos")
+        count = len(packs) if isinstance(packs, list) else 0
+        return f"credentials accepted; {count} resource pack(s)"
 
     @staticmethod
     def _data(status: int, answer: Any) -> dict[str, Any]:
@@ -152,13 +163,15 @@ class KlingProvider:
             return data
         if code in AUTH_CODES or code in ACCOUNT_CODES or status == 401:
             raise ProviderAuthError(NAME, f"code {code}: {message}")
+        if code in SETUP_CODES:
+            raise ProviderMisconfigured(NAME, f"code {code}: {message}")
         if code in POLICY_CODES:
             raise ProviderRejected(
                 NAME, f"Kling refused the content: {message}", error_type="content_policy_violation"
             )
         if code in LIMIT_CODES or status == 429:
             raise ProviderRetryable(NAME, f"code {code}: {message}", retry_after_s=1.0)
-        if code in REQUEST_CODES:
+        if code in PARAM_CODES:
             raise ProviderRejected(
                 NAME, f"Kling refused the request: {message}", error_type="invalid_request"
             )

@@ -3,9 +3,10 @@
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 from mediagate.catalog.spec import ModelSpec
-from mediagate.core.errors import ProviderUnavailable
+from mediagate.core.errors import InvalidRequest, ProviderUnavailable
 from mediagate.providers.base import Provider
 from mediagate.providers.breaker import Breaker
 
@@ -39,8 +40,11 @@ class ProviderRegistry:
             return self.sandbox
         return self.live[name]
 
-    def routes(self, model: ModelSpec, type_name: str, mode: str) -> list[str]:
-        """Provider names for a task, best first; ProviderUnavailable when there is none."""
+    def routes(
+        self, model: ModelSpec, type_name: str, mode: str, params: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Provider names for a task, best first; ProviderUnavailable when there is none,
+        InvalidRequest (naming the param) when the configured ones cannot honour `params`."""
         if mode == "test":
             return [self.sandbox.name]
         names = [p for p in model.routes_for(type_name) if p in self.live]
@@ -50,4 +54,22 @@ class ProviderRegistry:
                 f"No provider is configured for {model.id} ({type_name}); the operator can "
                 f"configure one of: {declared}. Test keys (aio_test_) use the sandbox."
             )
-        return names
+        if params is None:
+            return names
+        declared_params = model.task_type(type_name).params
+        problems: dict[str, tuple[str, str]] = {}
+        for name in names:
+            route = model.route(name, type_name)
+            problem = route.eligible(params, declared_params) if route else None
+            if problem is not None:
+                problems[name] = problem
+        able = [n for n in names if n not in problems]
+        if not able:
+            param = next(iter(problems.values()))[0]
+            why = "; ".join(f"{n} {p[1]}" for n, p in problems.items())
+            raise InvalidRequest(
+                f"No provider configured for {model.id} ({type_name}) can serve this request "
+                f"as given: {why}",
+                param=param,
+            )
+        return able

@@ -1,9 +1,12 @@
-"""WaveSpeed (api.wavespeed.ai): the provider the reference service uses.
+"""WaveSpeed v3 predictions (api.wavespeed.ai), generic: what to call and send for a model
+comes from its route declaration.
 
-POST /api/v3/kwaivgi/kling-image-o1          {prompt, images, aspect_ratio, resolution, num_images}
-POST /api/v3/kwaivgi/kling-v1-ai-multi-shot  {image}
-GET  /api/v3/predictions/{id}/result         data.status: created|processing|completed|failed
-Envelope {"code": 200, "message": "success", "data": {...}}.
+POST /api/v3/{model id}?webhook=...         the route's body
+GET  /api/v3/predictions/{id}/result        data.status, data.outputs, data.has_nsfw_contents
+GET  /api/v3/balance                        data.balance (`mediagate providers check`)
+Envelope {"code": 200, "message": "success", "data": {...}}
+(https://wavespeed.ai/docs/submit-task, https://wavespeed.ai/docs/shared/submit-response,
+https://wavespeed.ai/docs/docs-common-api/balance).
 """
 
 from typing import Any
@@ -17,26 +20,16 @@ from mediagate.providers.errors import (
     looks_like_policy,
 )
 from mediagate.providers.http import ProviderHTTP, ResultFetcher, failed, required_id
+from mediagate.providers.mapping import FlaggedOutputs, completion, upstream_body
 
 NAME = "wavespeed"
-ENDPOINTS = {
-    "image-to-image": "kwaivgi/kling-image-o1",
-    "ai-multi-shot": "kwaivgi/kling-v1-ai-multi-shot",
-}
-
-
-def submit_body(request: ProviderRequest) -> dict[str, Any]:
-    """Our params to WaveSpeed's: the same names and values, by design of both APIs."""
-    params = request.params
-    if request.type == "ai-multi-shot":
-        return {"image": params["images"][0]}
-    return {
-        "prompt": params["prompt"],
-        "images": params.get("images", []),
-        "aspect_ratio": params.get("aspect_ratio", "1:1"),
-        "resolution": params.get("resolution", "1k"),
-        "num_images": params.get("num_images", 1),
-    }
+PENDING = ("created", "processing")
+FAILED = ("failed", "cancelled", "timeout", "deleted")
+"""`failed` is documented; the official SDKs (PyPI wavespeed 2.0.5 `_wait`, npm wavespeed
+0.3.2 TERMINAL_FAILURE_STATUSES) also end on cancelled, timeout and deleted."""
+ACCOUNT_WORDS = ("balance", "insufficient", "credit", "quota", "top up", "recharge")
+"""WaveSpeed documents no error body or code for an empty balance, so a refusal in these
+words (or HTTP 402) is taken for the operator's account problem, never the user's."""
 
 
 class WaveSpeedProvider:
@@ -51,14 +44,17 @@ class WaveSpeedProvider:
         *,
         api_key: str,
         base_url: str,
+        flagged_outputs: FlaggedOutputs = "fail",
     ) -> None:
         self.http = http
         self.results = results
         self.base = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.flagged_outputs = flagged_outputs
 
     async def submit(self, request: ProviderRequest) -> str:
-        url = f"{self.base}/api/v3/{ENDPOINTS[request.type]}"
+        route = request.declared(NAME)
+        url = f"{self.base}/api/v3/{route.endpoint.strip('/')}"
         if request.callback_url:
             url += "?" + urlencode({"webhook": request.callback_url})
         status, body = await self.http.call_json(
@@ -66,7 +62,7 @@ class WaveSpeedProvider:
             "POST",
             url,
             headers=self.headers,
-            json=submit_body(request),
+            json=upstream_body(route, request),
             creates=True,
         )
         data = self._data(status, body)
@@ -80,19 +76,30 @@ class WaveSpeedProvider:
         status, body = await self.http.call_json(NAME, "GET", url, headers=self.headers)
         data = self._data(status, body)
         state = data.get("status")
-        if state in ("created", "processing"):
+        if state in PENDING:
             return PollResult("pending")
         if state == "completed":
-            outputs = data.get("outputs")
-            if not isinstance(outputs, list) or not all(isinstance(u, str) for u in outputs):
-                raise ProviderRetryable(NAME, "completed without a list of outputs")
-            return PollResult("completed", outputs=list(outputs))
-        if state == "failed":
-            return failed("WaveSpeed", data.get("error"))
+            return completion(
+                request.declared(NAME),
+                data,
+                label="WaveSpeed",
+                flagged_outputs=self.flagged_outputs,
+            )
+        if state in FAILED:
+            reason = data.get("error") or f"the task ended {state}"
+            return failed("WaveSpeed", reason)
         raise ProviderRetryable(NAME, f"unknown task status {state!r}")
 
     async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
         return await self.results.fetch(NAME, output)
+
+    async def check(self) -> str:
+        """The account's balance: an authenticated call that creates nothing."""
+        status, body = await self.http.call_json(
+            NAME, "GET", f"{self.base}/api/v3/balance", headers=self.headers
+        )
+        data = self._data(status, body)
+        return f"credentials accepted; balance {data.get('balance')} USD"
 
     @staticmethod
     def _data(status: int, body: Any) -> dict[str, Any]:
@@ -100,6 +107,12 @@ class WaveSpeedProvider:
         message = str(body.get("message", "")) if isinstance(body, dict) else ""
         if status in (401, 403) or code in (401, 403):
             raise ProviderAuthError(NAME, f"authentication failed ({message or status})")
+        if (
+            status == 402
+            or code == 402
+            or (400 <= status < 500 and any(w in message.lower() for w in ACCOUNT_WORDS))
+        ):
+            raise ProviderAuthError(NAME, f"account refused: {message or status}")
         if status == 429 or code == 429:
             raise ProviderRetryable(NAME, f"rate limited ({message})", retry_after_s=1.0)
         if status >= 500 or (isinstance(code, int) and code >= 500):

@@ -28,6 +28,7 @@ from mediagate.media.storage import Storage
 from mediagate.observability.metrics import Metrics
 from mediagate.providers.errors import (
     ProviderAuthError,
+    ProviderDeclined,
     ProviderRejected,
     ProviderRetryable,
     SubmitOutcomeUnknown,
@@ -43,6 +44,7 @@ from mediagate.runner.steps import (
     RetryLater,
     StepContext,
     TaskFailed,
+    cancel_upstream,
     poll_delay,
 )
 from mediagate.runner.wakeups import RedisListener, TaskListener
@@ -266,6 +268,7 @@ class Runner:
 
     async def _run_step(self, task: Task) -> Outcome:
         if task.deadline_at <= utcnow():
+            await cancel_upstream(self.ctx, task)
             return Finish("failed", "timeout", _timeout_message(task))
         step = STEPS[task.step]
         try:
@@ -280,12 +283,12 @@ class Runner:
         except RetryLater as later:
             log.info("task %s: %s; retrying in %.0f s", task.id, later, later.delay_s)
             return Advance(task.step, later.delay_s, {"step_errors": task.step_errors})
-        except ProviderRejected as exc:  # after acceptance: polling, fetching results
+        except (ProviderRejected, ProviderDeclined) as exc:  # after acceptance: polling, results
             self.metrics.provider_errors.labels(exc.provider, "rejected").inc()
             return Finish("failed", exc.error_type, exc.message)
         except ProviderAuthError as exc:
             self.metrics.provider_errors.labels(exc.provider, "auth").inc()
-            log.error("PROVIDER CREDENTIALS: %s", exc)
+            log.error("PROVIDER %s: %s", exc.concern, exc)
             return Finish("failed", "provider_unavailable", f"{exc.provider} is unavailable")
         except ProviderRetryable as exc:
             self.metrics.provider_errors.labels(exc.provider, "retryable").inc()

@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from mediagate.catalog.loader import Catalog
+from mediagate.catalog.spec import RouteTask
 from mediagate.core.settings import Settings
 from mediagate.media.images import NotAnImage, inspect_image
 from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import Storage
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.callbacks import callback_url
-from mediagate.providers.errors import ProviderAuthError, ProviderRejected, ProviderRetryable
+from mediagate.providers.errors import (
+    ProviderAuthError,
+    ProviderDeclined,
+    ProviderError,
+    ProviderRejected,
+    ProviderRetryable,
+)
+from mediagate.providers.references import ReferencesNotAccepted, route_references
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.tasks.models import Task
 
@@ -80,7 +88,13 @@ class StepContext:
 Step = Callable[[StepContext, Task], Awaitable[Outcome]]
 
 
-def provider_request(task: Task, callback: str | None = None) -> ProviderRequest:
+def provider_request(
+    task: Task,
+    callback: str | None = None,
+    *,
+    route: RouteTask | None = None,
+    references: tuple[str, ...] | None = None,
+) -> ProviderRequest:
     return ProviderRequest(
         reference=task.id,
         model=task.model,
@@ -88,7 +102,20 @@ def provider_request(task: Task, callback: str | None = None) -> ProviderRequest
         params=task.params,
         prepared=task.prepared or {},
         callback_url=callback,
+        route=route,
+        references=references,
     )
+
+
+def task_route(ctx: "StepContext", task: Task, provider: str) -> RouteTask | None:
+    """The model's declaration for this task at `provider` (None: the sandbox)."""
+    return ctx.catalog.get(task.model).route(provider, task.type)
+
+
+def accepted_request(ctx: "StepContext", task: Task) -> ProviderRequest:
+    """The request of a task its provider has (or may have) accepted."""
+    assert task.provider is not None
+    return provider_request(task, route=task_route(ctx, task, task.provider))
 
 
 def poll_delay(polls: int) -> float:
@@ -144,28 +171,57 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
     model = ctx.catalog.get(task.model)
     refusals: list[str] = []
     waits: list[float] = []
+    final: str | None = None
+    """The error type if no provider takes it, from one that could not (not the user's
+    credentials, not a passing outage)."""
     for name in ctx.providers.routes(model, task.type, task.mode):
         breaker = ctx.providers.breaker(name)
         if not breaker.allows():
             refusals.append(f"{name}: circuit open")
             waits.append(breaker.cooldown_s)
             continue
+        route = model.route(name, task.type)
+        references = None
+        if route is not None:
+            problem = route.eligible(task.params, model.task_type(task.type).params)
+            if problem is not None:
+                refusals.append(f"{name}: {problem[1]}")
+                final = final or "invalid_request"
+                continue
+            try:
+                references = await route_references(
+                    route,
+                    task.params,
+                    task.prepared or {},
+                    ctx.storage,
+                    ctx.settings.public_base_url,
+                    max_bytes=model.inputs.max_bytes,
+                )
+            except ReferencesNotAccepted as exc:
+                refusals.append(f"{name}: {exc}")
+                final = final or "invalid_image"
+                continue
         if not await _admit(ctx, task, name):
             refusals.append(f"{name}: {ctx.providers.max_active[name]} tasks already running there")
             waits.append(2.0)
             continue
-        request = provider_request(task, callback_url(ctx.settings, name, task.id))
+        request = provider_request(
+            task, callback_url(ctx.settings, name, task.id), route=route, references=references
+        )
         try:
             upstream_id = await ctx.providers.get(name).submit(request)
         except ProviderRejected as exc:
             breaker.record_success()  # it answered; the task is what it refused
             raise TaskFailed(exc.error_type, exc.message) from exc
         except ProviderAuthError as exc:
-            log.error(
-                "PROVIDER CREDENTIALS: %s refused our credentials or account: %s", name, exc.message
-            )
+            log.error("PROVIDER %s: %s refused us: %s", exc.concern, name, exc.message)
             breaker.record_failure()
             refusals.append(f"{name}: unavailable")
+            continue
+        except ProviderDeclined as exc:
+            breaker.record_success()  # it answered, and failed this task for good
+            refusals.append(f"{name}: {exc.message}")
+            final = final or exc.error_type
             continue
         except ProviderRetryable as exc:
             breaker.record_failure()
@@ -181,7 +237,9 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
     summary = "; ".join(refusals)
     if waits:
         raise RetryLater(max(1.0, min(waits)), f"every provider refused for now ({summary})")
-    raise TaskFailed("provider_unavailable", f"No provider could take the task ({summary})")
+    raise TaskFailed(
+        final or "provider_unavailable", f"No provider could take the task ({summary})"
+    )
 
 
 async def _admit(ctx: StepContext, task: Task, name: str) -> bool:
@@ -204,13 +262,14 @@ async def submitting(ctx: StepContext, task: Task) -> Outcome:
     """A replay of an interrupted submit: find out whether the provider took the task."""
     assert task.provider is not None
     provider = ctx.providers.get(task.provider)
-    if not provider.supports_lookup:
+    request = accepted_request(ctx, task)
+    if not provider.supports_lookup or (request.route is not None and not request.route.lookup):
         raise TaskFailed(
             "needs_reconciliation",
             f"Submitting to {task.provider} was interrupted and it cannot be looked up safely; "
             "the task was not resubmitted and nothing was charged",
         )
-    upstream_id = await provider.lookup(provider_request(task))
+    upstream_id = await provider.lookup(request)
     if upstream_id is None:
         return Advance("submit")  # the provider never saw it: submitting again is safe
     return Advance("poll", 0.0, {"upstream_id": upstream_id, "polls": 0})
@@ -219,7 +278,7 @@ async def submitting(ctx: StepContext, task: Task) -> Outcome:
 async def poll(ctx: StepContext, task: Task) -> Outcome:
     assert task.provider is not None and task.upstream_id is not None
     provider = ctx.providers.get(task.provider)
-    result = await provider.poll(task.upstream_id, provider_request(task))
+    result = await provider.poll(task.upstream_id, accepted_request(ctx, task))
     if result.state == "pending":
         return Advance(
             "poll", next_poll(ctx, task.provider, task.polls + 1), {"polls": task.polls + 1}
@@ -239,7 +298,7 @@ async def store(ctx: StepContext, task: Task) -> Outcome:
     are stored (a retry rewrites the same files)."""
     assert task.provider is not None and task.outputs
     provider = ctx.providers.get(task.provider)
-    request = provider_request(task)
+    request = accepted_request(ctx, task)
 
     async def store_one(index: int, output: str) -> dict[str, Any]:
         data = await provider.fetch_result(output, request)
@@ -259,6 +318,20 @@ async def store(ctx: StepContext, task: Task) -> Outcome:
 
 async def finalize(ctx: StepContext, task: Task) -> Outcome:
     return Finish("completed")
+
+
+async def cancel_upstream(ctx: StepContext, task: Task) -> None:
+    """Past its deadline, ask the provider to drop the task where its API can (fal's
+    cancel); best effort, as the task fails either way and nothing is charged."""
+    if task.provider is None or task.upstream_id is None:
+        return
+    cancel = getattr(ctx.providers.get(task.provider), "cancel", None)
+    if cancel is None:
+        return
+    try:
+        await cancel(task.upstream_id, accepted_request(ctx, task))
+    except ProviderError as exc:
+        log.info("task %s: could not cancel it at %s: %s", task.id, task.provider, exc.message)
 
 
 def stored_file_key(ctx: StepContext, task: Task, kind: str, index: int, extension: str) -> str:

@@ -60,7 +60,8 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         body = await read_json_body(request, core.settings.max_body_bytes)
         generation = validate_request(core.catalog, body, endpoint)
         registry: ProviderRegistry = request.app.state.providers
-        registry.routes(generation.model, generation.type, caller.mode)  # 503 before any hold
+        # 503 (no provider) or 400 (none can honour these params) before any hold
+        registry.routes(generation.model, generation.type, caller.mode, generation.params)
         key = check_key(idempotency_key)
         in_flight: InFlightKeys = request.app.state.idempotency
         key_cache: KeyCache = request.app.state.key_cache

@@ -43,6 +43,13 @@ maximum = 3
 
 [[routes]]
 provider = "wavespeed"
+
+[routes.tasks.paint]
+endpoint = "example/painter"
+fields.prompt = "prompt"
+fields.aspect_ratio = { from = "aspect_ratio", values = { "1:1" = "sq", "4:3" = "landscape" } }
+fields.num_images = "num_images"
+results = ["outputs[]"]
 """
 
 
@@ -120,7 +127,12 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         transport=httpx2.ASGITransport(app=app), base_url="http://t"
     ) as c:
         listed = (await c.get("/api/v1/models")).json()["data"]
-        assert [m["id"] for m in listed] == ["kling-image-o1", "test-painter"]
+        assert [m["id"] for m in listed] == [
+            "kling-image-o1",
+            "flux-schnell",
+            "kling-v3-omni",
+            "test-painter",
+        ]
         painter = (await c.get("/api/v1/models/test-painter")).json()["data"]
         assert painter["types"] == [
             {"type": "paint", "price": 3, "description": "Paint.", "default": True}
@@ -138,6 +150,8 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         ]["schema"]
         assert [s["properties"]["model"]["const"] for s in body["oneOf"]] == [
             "kling-image-o1",
+            "flux-schnell",
+            "kling-v3-omni",
             "test-painter",
         ]
 
@@ -193,4 +207,61 @@ async def test_models_route_matches_the_declaration(client: httpx2.AsyncClient) 
 
 
 def test_builtin_dir_holds_one_file_per_model() -> None:
-    assert sorted(p.name for p in BUILTIN_DIR.glob("*.toml")) == ["kling-image-o1.toml"]
+    assert sorted(p.name for p in BUILTIN_DIR.glob("*.toml")) == [
+        "flux-schnell.toml",
+        "kling-image-o1.toml",
+        "kling-v3-omni.toml",
+    ]
+
+
+NUM = 'fields.num_images = "num_images"'
+RATIO = (
+    'fields.aspect_ratio = { from = "aspect_ratio", values = { "1:1" = "sq", '
+    '"4:3" = "landscape" } }'
+)
+RESULTS = 'results = ["outputs[]"]'
+ROUTE_MISTAKES = [
+    # (a line of the valid route, what replaces it, the key the error names, its reason)
+    (NUM, "", "routes[0].tasks.paint", "neither mapped"),
+    (NUM, 'fields.num_images = "num_imagez"', "fields.num_images.from", "not a param"),
+    (NUM, 'fields.num_images = { from = "num_images", case = "title" }', ".case", "upper"),
+    (NUM, 'fields.num_images = { from = "num_images", first = true }', "num_images", "lists"),
+    (
+        RATIO,
+        'fields.aspect_ratio = { from = "aspect_ratio", values = { "1:1" = "sq" } }',
+        "fields.aspect_ratio.values",
+        "no upstream value for ['4:3']",
+    ),
+    (RESULTS, "", "routes[0].tasks.paint.results", "where result URLs are"),
+    (RESULTS, RESULTS + '\nlookup = "yes"', "routes[0].tasks.paint.lookup", "true or false"),
+    (RESULTS, RESULTS + '\ntransports = ["ftp"]', "paint.transports", "some of"),
+    (RESULTS, RESULTS + '\nunsupported = ["seed"]', "paint.unsupported", "not params"),
+    ('endpoint = "example/painter"', "", "routes[0].tasks.paint.endpoint", "upstream endpoint"),
+    ("[routes.tasks.paint]", "[routes.tasks.draw]", "routes[0].tasks.draw", "not a declared"),
+]
+
+
+@pytest.mark.parametrize(("line", "replacement", "key", "reason"), ROUTE_MISTAKES)
+def test_route_mistakes_name_the_file_and_key(
+    tmp_path: Path, line: str, replacement: str, key: str, reason: str
+) -> None:
+    path = tmp_path / "painter.toml"
+    assert line in SECOND_MODEL
+    path.write_text(SECOND_MODEL.replace(line, replacement, 1))
+    with pytest.raises(ValueError, match=r"painter\.toml") as caught:
+        load_spec(path)
+    assert key in str(caught.value) and reason in str(caught.value), caught.value
+
+
+def test_builtin_routes_carry_every_upstream_detail() -> None:
+    model = load_catalog().get("kling-image-o1")
+    fal = model.route("fal", "image-to-image")
+    kling_multi = model.route("kling", "ai-multi-shot")
+    assert fal is not None and kling_multi is not None
+    assert fal.endpoint == "fal-ai/kling-image/o1" and fal.requires == ("images",)
+    assert fal.fields["prompt"].prompt_refs == "@Image{n}"
+    assert fal.fields["resolution"].values == {"1k": "1K", "2k": "2K"}
+    assert fal.constants == {"output_format": "png"}
+    assert kling_multi.lookup is False and kling_multi.formats == ("jpeg", "png")
+    assert model.route("kling", "image-to-image").lookup is True  # type: ignore[union-attr]
+    assert model.route("kling", "image-to-image").constants == {"model_name": "kling-image-o1"}  # type: ignore[union-attr]

@@ -26,9 +26,11 @@ TASKS = 500
 PRICE = 6
 
 
-@pytest.fixture
-def kling() -> Iterator[FakeState]:
-    state = FakeState("kling-access", latency_s=(2.0, 10.0))
+@pytest.fixture(params=["refuse", "existing"])
+def kling(request: pytest.FixtureRequest) -> Iterator[FakeState]:
+    """What Kling answers to a repeated external_task_id is not documented: the fake
+    refuses it, or answers with the existing task; the guarantees must hold both ways."""
+    state = FakeState("kling-access", latency_s=(2.0, 10.0), duplicates=request.param)
     with serve(kling_app(state, KLING_SECRET), state):
         yield state
 
@@ -145,6 +147,7 @@ def test_chaos(tmp_path: Path, kling: FakeState, database_url: str | None) -> No
     lost = TASKS - sum(statuses.values()) + statuses.get("in_progress", 0)
     report = {
         "seed": seed,
+        "duplicates": kling.duplicates,
         "events": events,
         "tasks": TASKS,
         "accepted": len(set(task_ids)),

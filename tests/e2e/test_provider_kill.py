@@ -1,11 +1,15 @@
 """SIGKILL the worker after the provider accepted the task but before we wrote its id:
-exactly one upstream task and one charge (Kling, found again by external_task_id), or a
-task honestly marked for reconciliation and nothing charged (WaveSpeed: no lookup)."""
+exactly one upstream task and one charge (Kling omni-image, found again by
+external_task_id), or a task honestly marked for reconciliation and nothing charged
+(WaveSpeed, and Kling multi-shot, whose query takes no external_task_id). What Kling
+answers to a repeated external_task_id is not documented: the fake refuses it or answers
+with the existing task, and the guarantees hold both ways."""
 
 import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -36,23 +40,32 @@ def fakes() -> Iterator[dict[str, FakeState]]:
         yield states
 
 
+@pytest.mark.parametrize("duplicates", ["refuse", "existing"])
 @pytest.mark.parametrize(
-    ("provider", "status", "error_type", "ledger"),
+    ("provider", "task_type", "status", "error_type", "ledger"),
     [
-        ("kling", "completed", None, ["hold", "capture"]),
-        ("wavespeed", "failed", "needs_reconciliation", ["hold", "release"]),
+        ("kling", "image-to-image", "completed", None, ["hold", "capture"]),
+        ("kling", "ai-multi-shot", "failed", "needs_reconciliation", ["hold", "release"]),
+        ("wavespeed", "image-to-image", "failed", "needs_reconciliation", ["hold", "release"]),
     ],
 )
 def test_kill_between_accept_and_write(
     tmp_path: Path,
     fakes: dict[str, FakeState],
+    images: Any,
     provider: str,
+    task_type: str,
     status: str,
     error_type: str | None,
     ledger: list[str],
+    duplicates: str,
     database_url: str | None,
 ) -> None:
+    if provider == "wavespeed" and duplicates == "existing":
+        pytest.skip("WaveSpeed takes no client reference: nothing to be duplicated")
     fake = fakes[provider]
+    fake.duplicates = duplicates  # type: ignore[assignment]
+    fake.always = {"[fake:hang]"} if task_type == "ai-multi-shot" else set()  # no prompt there
     port_of = int(fake.base.rsplit(":", 1)[1])
     credentials = (
         {
@@ -71,7 +84,7 @@ def test_kill_between_accept_and_write(
         reconcile_interval_s=0.5,
         runner_poll_interval_s=0.1,
         fetch_allow_private_hosts=json.dumps(["127.0.0.1"]),
-        fetch_ports=json.dumps([80, 443, port_of]),
+        fetch_ports=json.dumps([80, 443, port_of, images.server_address[1]]),
         **credentials,
     )
     cli(env, "migrate")
@@ -79,29 +92,16 @@ def test_kill_between_accept_and_write(
     auth = {"Authorization": f"Bearer {key}"}
     created_before = fake.calls["created"]
     with api_only(env, tmp_path) as base:
-        body = {"model": "kling-image-o1", "prompt": f"[fake:hang] {provider}", "num_images": 2}
-        task_id = submit(base, key, body)
-        with process(env, "worker", log=tmp_path / "worker1.log") as first:
-            wait_until(
-                lambda: fake.calls["created"] > created_before,
-                timeout=30,
-                what="the provider to accept",
-            )
-            first.send_signal(signal.SIGKILL)  # it is still waiting for the answer
-            first.wait()
-        assert query(env, "SELECT step, upstream_id FROM tasks WHERE id = ?", task_id) == [
-            ("submitting", None)
-        ]
-        # Another worker takes over once the dead one's lease has expired.
-        with process(env, "worker", log=tmp_path / "worker2.log"):
-            wait_until(
-                lambda: query(
-                    env, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
-                ),
-                timeout=60,
-                what="the task to finish",
-            )
-        task = httpx2.get(f"{base}/api/v1/tasks/{task_id}", headers=auth).json()["data"]
+        body: dict[str, Any] = {"model": "kling-image-o1", "prompt": f"[fake:hang] {provider}"}
+        if task_type == "ai-multi-shot":
+            body.update(type=task_type, images=[images.url("/img/600x800.png")])
+        else:
+            body["num_images"] = 2
+        try:
+            task_id = submit(base, key, body)
+            task = _kill_then_finish(env, tmp_path, fake, task_id, base, auth)
+        finally:
+            fake.always, fake.duplicates = set(), "refuse"
     assert task["status"] == status, task
     assert (task["error"] or {}).get("type") == error_type
     assert fake.calls["created"] - created_before == 1  # exactly one upstream task
@@ -112,3 +112,37 @@ def test_kill_between_accept_and_write(
         )
     ]
     assert kinds == ledger  # exactly one charge, or none
+
+
+def _kill_then_finish(
+    env: dict[str, str],
+    tmp_path: Path,
+    fake: FakeState,
+    task_id: str,
+    base: str,
+    auth: dict[str, str],
+) -> dict[str, Any]:
+    """Kill the first worker while the provider holds the submit answer, let another
+    finish the task; the task as the API shows it."""
+    created_before = fake.calls["created"]
+    with process(env, "worker", log=tmp_path / "worker1.log") as first:
+        wait_until(
+            lambda: fake.calls["created"] > created_before,
+            timeout=30,
+            what="the provider to accept",
+        )
+        first.send_signal(signal.SIGKILL)  # it is still waiting for the answer
+        first.wait()
+    assert query(env, "SELECT step, upstream_id FROM tasks WHERE id = ?", task_id) == [
+        ("submitting", None)
+    ]
+    # Another worker takes over once the dead one's lease has expired.
+    with process(env, "worker", log=tmp_path / "worker2.log"):
+        wait_until(
+            lambda: query(
+                env, "SELECT 1 FROM tasks WHERE id = ? AND status != 'in_progress'", task_id
+            ),
+            timeout=60,
+            what="the task to finish",
+        )
+    return dict(httpx2.get(f"{base}/api/v1/tasks/{task_id}", headers=auth).json()["data"])

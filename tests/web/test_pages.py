@@ -93,6 +93,12 @@ maximum = 3
 
 [[routes]]
 provider = "wavespeed"
+
+[routes.tasks.paint]
+endpoint = "example/painter"
+fields.prompt = "prompt"
+fields.num_images = "num_images"
+results = ["outputs[]"]
 """
 
 
