@@ -1,4 +1,4 @@
-"""POST /api/v1/images/generations and GET /api/v1/tasks/{task_id}."""
+"""POST /api/v1/images/generations, GET /api/v1/tasks and GET /api/v1/tasks/{task_id}."""
 
 from typing import Annotated, Any
 
@@ -16,7 +16,7 @@ from mediagate.keys.deps import CurrentKey
 from mediagate.keys.service import touch
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.wakeups import Wakeups
-from mediagate.tasks import service
+from mediagate.tasks import listing, service
 from mediagate.tasks.idempotency import InFlightKeys, check_key
 
 ERRORS = {
@@ -94,6 +94,26 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
             await wakeups.announce()
         return success(
             {"task_id": submission.task_id, "status": service.API_STATUS[submission.status]}
+        )
+
+    @router.get(
+        "/tasks",
+        summary="List the account's tasks, newest first",
+        responses={400: ERRORS[400], 401: ERRORS[401]},
+    )
+    async def list_tasks(request: Request, caller: CurrentKey) -> JSONResponse:
+        query = request.query_params
+        repeated = {name for name in query if len(query.getlist(name)) > 1}
+        rules = listing.parse_filter(query, repeated)
+        tasks, next_cursor = await listing.list_tasks(
+            core_state(request).db, caller.account_id, rules
+        )
+        base = public_base(request)
+        return success(
+            {
+                "tasks": [service.task_as_data(t, base) for t in tasks],
+                "next_cursor": next_cursor.encode() if next_cursor else None,
+            }
         )
 
     @router.get(
