@@ -4,7 +4,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +40,11 @@ from mediagate.providers.configured import build_registry, keep_alive_pool, prov
 from mediagate.providers.http import ProviderHTTP
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
-from mediagate.runner.wakeups import Wakeups
+from mediagate.runner.wakeups import RedisListener, TaskListener, Wakeups
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
+from mediagate.tasks.service import FINISHED_CHANNEL, REDIS_FINISHED_CHANNEL
+from mediagate.tasks.waiters import TaskWaiters
 from mediagate.web import admin as web_admin
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
@@ -118,6 +120,7 @@ def build_runner(
     catalog: Catalog,
     components: Components,
     metrics: Metrics | None = None,
+    waiters: TaskWaiters | None = None,
 ) -> Runner:
     return Runner(
         db,
@@ -129,7 +132,32 @@ def build_runner(
         callbacks=components.callbacks,
         metrics=metrics,
         redis=components.redis,
+        on_finished=waiters.finished if waiters is not None else None,
     )
+
+
+@asynccontextmanager
+async def task_waiters(
+    db: Database, settings: Settings, redis: RedisLink | None
+) -> AsyncIterator[TaskWaiters]:
+    """Waiting requests, with one listener per carrier of "task finished" hints."""
+    waiters = TaskWaiters(db, recheck_s=settings.wait_recheck_s)
+    listeners: list[TaskListener | RedisListener] = []
+    if db.engine.dialect.name == "postgresql":
+        listeners.append(TaskListener(db.url, channel=FINISHED_CHANNEL, deliver=waiters.finished))
+    if redis is not None:
+        listeners.append(
+            RedisListener(redis, channel=REDIS_FINISHED_CHANNEL, deliver=waiters.finished)
+        )
+    await waiters.start()
+    for listener in listeners:
+        await listener.start()
+    try:
+        yield waiters
+    finally:
+        for listener in listeners:
+            await listener.stop()
+        await waiters.stop()
 
 
 def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
@@ -149,6 +177,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         )
         app.state.idempotency = InFlightKeys()
         app.state.key_cache = KeyCache(settings.key_cache_s)
+        resources = AsyncExitStack()
         app.state.login_limiter = RateLimiter(
             settings.login_attempts_per_minute / 60,
             settings.login_attempts_per_minute,
@@ -157,8 +186,10 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
         app.state.metrics = Metrics()
+        waiters = await resources.enter_async_context(task_waiters(db, settings, components.redis))
+        app.state.waiters = waiters
         if settings.embedded_runner:
-            runner = build_runner(db, settings, catalog, components, app.state.metrics)
+            runner = build_runner(db, settings, catalog, components, app.state.metrics, waiters)
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
         app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
@@ -170,6 +201,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
             if runner is not None and runner_task is not None:
                 await runner.stop()
                 await runner_task
+            await resources.aclose()
             await components.aclose()
             await db.dispose()
 

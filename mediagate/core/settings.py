@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 5.0
     step_max_errors: int = 5
 
+    # Waiting requests (Prefer: wait, the OpenAI-compatible door): woken by finish hints
+    wait_recheck_s: float = 5.0
+    """Seconds between safety re-checks of the tasks requests are waiting on (one batched
+    read for all of them), covering a lost finish hint: the most a lost hint delays an
+    answer."""
+
     # Limits per key / account
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 100

@@ -4,20 +4,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from mediagate.catalog.loader import Catalog
 from mediagate.catalog.schemas import request_schema
 from mediagate.catalog.validation import validate_request
 from mediagate.core.http import public_base, read_json_body, success
 from mediagate.core.state import core_state
-from mediagate.keys.cache import KeyCache
 from mediagate.keys.deps import CurrentKey
-from mediagate.keys.service import touch
-from mediagate.providers.registry import ProviderRegistry
-from mediagate.runner.wakeups import Wakeups
-from mediagate.tasks import listing, service
-from mediagate.tasks.idempotency import InFlightKeys, check_key
+from mediagate.tasks import intake, listing, prefer, service
+from mediagate.tasks.idempotency import check_key
+from mediagate.tasks.waiters import TaskWaiters
 
 ERRORS = {
     400: {"description": "invalid_request_error: a parameter is missing, wrong or unknown"},
@@ -55,46 +51,27 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
         core = core_state(request)
+        wait_s = prefer.wait_preference(request.headers.get("prefer"))
         body = await read_json_body(request, core.settings.max_body_bytes)
         generation = validate_request(core.catalog, body, endpoint)
-        registry: ProviderRegistry = request.app.state.providers
-        registry.routes(generation.model, generation.type, caller.mode)  # 503 before any hold
+        intake.check_routable(request, generation, caller)
         key = check_key(idempotency_key)
-        in_flight: InFlightKeys = request.app.state.idempotency
-        key_cache: KeyCache = request.app.state.key_cache
-        fingerprint = service.request_fingerprint(body) if key else None
-
-        async def submit() -> service.Submission:
-            async with core.db.write() as session:
-                submission = await service.submit_generation(
-                    session,
-                    caller=caller,
-                    request=generation,
-                    max_in_flight=core.settings.max_in_flight_per_account,
-                    idempotency_key=key,
-                    fingerprint=fingerprint,
-                )
-                if key_cache.due_for_touch(caller.id):
-                    await touch(session, caller.id)
-                if not submission.replayed:
-                    await service.announce_new_task(session)
-            return submission
-
-        with in_flight.claim(caller.account_id, key):
-            try:
-                submission = await submit()
-            except IntegrityError:
-                if key is None:
-                    raise
-                # Another replica committed the same Idempotency-Key first: our unit rolled
-                # back (no task, no hold); answer as a replay of theirs.
-                submission = await submit()
-        if not submission.replayed:
-            wakeups: Wakeups = request.app.state.wakeups
-            await wakeups.announce()
-        return success(
-            {"task_id": submission.task_id, "status": service.API_STATUS[submission.status]}
+        submission = await intake.accept(
+            request,
+            caller,
+            generation,
+            idempotency_key=key,
+            fingerprint=service.request_fingerprint(body) if key else None,
         )
+        if not wait_s:
+            return success(
+                {"task_id": submission.task_id, "status": service.API_STATUS[submission.status]}
+            )
+        # With a wait, the whole task object: the same answer as GET /tasks/{id}.
+        task = await prefer.until_finished(
+            request.app.state.waiters, core.db, caller.account_id, submission.task_id, wait_s
+        )
+        return _with_headers(success(service.task_as_data(task, public_base(request))), wait_s)
 
     @router.get(
         "/tasks",
@@ -122,7 +99,18 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         responses={401: ERRORS[401], 404: {"description": "not_found"}},
     )
     async def get_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
-        task = await service.get_task(core_state(request).db, caller.account_id, task_id)
-        return success(service.task_as_data(task, public_base(request)))
+        wait_s = prefer.wait_preference(request.headers.get("prefer"))
+        db = core_state(request).db
+        if wait_s:
+            waiters: TaskWaiters = request.app.state.waiters
+            task = await prefer.until_finished(waiters, db, caller.account_id, task_id, wait_s)
+        else:
+            task = await service.get_task(db, caller.account_id, task_id)
+        return _with_headers(success(service.task_as_data(task, public_base(request))), wait_s)
 
     return router
+
+
+def _with_headers(response: JSONResponse, wait_s: int | None) -> JSONResponse:
+    response.headers.update(prefer.applied(wait_s))
+    return response

@@ -1,0 +1,185 @@
+"""Waiting requests: 2,000 `GET /api/v1/tasks/{id}` with `Prefer: wait=60` held at once
+by one `mediagate serve --no-runner` on PostgreSQL. Measures the server's CPU while they
+wait (against the same process idle with nobody waiting), then starts a `mediagate
+worker` and measures how long after each task's end (its completed_at in the database)
+its waiting request got the answer: the NOTIFY path across processes.
+
+Run alone: `python -m bench.waiting` (PostgreSQL at MEDIAGATE_TEST_POSTGRES)."""
+
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from bench.harness import bench_environment, bench_key, markdown, postgres_database, write
+from tests.e2e.procs import free_port, process, query, wait_for_http
+
+WAITERS = 2000
+IDLE_WINDOW_S = 10.0
+SETTLE_S = 2.0
+BODY = {"model": "kling-image-o1", "prompt": "a lighthouse, waited on"}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(pid: int, window_s: float) -> float:
+    """The process's CPU use over the window, in cores (1.0: one core busy)."""
+    before = cpu_seconds(pid)
+    time.sleep(window_s)
+    return (cpu_seconds(pid) - before) / window_s
+
+
+def settle(pid: int, *, quiet: float = 0.05, longest_s: float = 60.0) -> None:
+    """Until the process is quiet (under `quiet` cores over a second), or `longest_s`."""
+    deadline = time.monotonic() + longest_s
+    time.sleep(SETTLE_S)
+    while cpu_share(pid, 1.0) > quiet and time.monotonic() < deadline:
+        pass
+
+
+async def submit_all(base: str, key: str) -> list[str]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+        gate = asyncio.Semaphore(32)
+
+        async def one() -> str:
+            async with gate:
+                response = await client.post("/api/v1/images/generations", json=BODY)
+                response.raise_for_status()
+                return str(response.json()["data"]["task_id"])
+
+        return list(await asyncio.gather(*(one() for _ in range(WAITERS))))
+
+
+async def hold(base: str, key: str, task_ids: list[str], held: asyncio.Event) -> dict[str, Any]:
+    """Every task waited on at once; each answer's arrival time, and re-waits needed."""
+    headers = {"Authorization": f"Bearer {key}", "Prefer": "wait=60"}
+    limits = httpx2.Limits(max_connections=WAITERS + 10, max_keepalive_connections=WAITERS + 10)
+    arrived: dict[str, float] = {}
+    rewaits = 0
+    async with httpx2.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=120
+    ) as client:
+        sent = 0
+
+        async def wait_on(task_id: str) -> None:
+            nonlocal sent, rewaits
+            first = True
+            while True:
+                request = client.get(f"/api/v1/tasks/{task_id}")
+                if first:
+                    sent += 1
+                    if sent == len(task_ids):
+                        held.set()
+                    first = False
+                response = await request
+                if response.json()["data"]["status"] != "IN_PROGRESS":
+                    arrived[task_id] = time.time()
+                    return
+                rewaits += 1
+
+        await asyncio.gather(*(wait_on(t) for t in task_ids))
+    return {"arrived": arrived, "rewaits": rewaits}
+
+
+def completed_at(env: dict[str, str], task_ids: list[str]) -> dict[str, float]:
+    rows = query(env, "SELECT id, completed_at FROM tasks WHERE status = 'completed'")
+    ends: dict[str, float] = {}
+    for task_id, when in rows:
+        if isinstance(when, str):
+            when = datetime.fromisoformat(when).replace(tzinfo=UTC)
+        ends[str(task_id)] = when.timestamp()
+    return {t: ends[t] for t in task_ids if t in ends}
+
+
+def run(folder: Path) -> dict[str, Any]:
+    with postgres_database() as url:
+        env = bench_environment(
+            folder, url, sandbox_latency_s=0.2, db_pool_size=10, wait_recheck_s=5
+        )
+        key = bench_key(env)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = folder / "serve.log"
+        with process(env, "serve", "--port", str(port), "--no-runner", log=log) as server:
+            wait_for_http(base, server, log)
+            task_ids = asyncio.run(submit_all(base, key))
+            settle(server.pid)
+            idle_alone = cpu_share(server.pid, IDLE_WINDOW_S)
+
+            result: dict[str, Any] = {}
+
+            async def scenario() -> None:
+                held = asyncio.Event()
+                holding = asyncio.create_task(hold(base, key, task_ids, held))
+                await held.wait()
+                await asyncio.to_thread(settle, server.pid)  # the last ones reach their wait
+                result["idle_waiting"] = await asyncio.to_thread(
+                    cpu_share, server.pid, IDLE_WINDOW_S
+                )
+                worker_port = free_port()
+                worker_log = folder / "worker.log"
+                with process(
+                    env, "worker", "--metrics-port", str(worker_port), log=worker_log
+                ) as worker:
+                    before = cpu_seconds(server.pid)
+                    released_from = time.time()
+                    result.update(await holding)
+                    result["release_s"] = time.time() - released_from
+                    result["release_cpu_s"] = cpu_seconds(server.pid) - before
+                    del worker
+
+            asyncio.run(scenario())
+    ends = completed_at(env, task_ids)
+    lags = sorted(result["arrived"][t] - ends[t] for t in ends if t in result["arrived"])
+    quantile = statistics.quantiles(lags, n=100)
+    return {
+        "waiters": WAITERS,
+        "answered": len(result["arrived"]),
+        "rewaits": result["rewaits"],
+        "server_cpu_idle_alone_cores": round(idle_alone, 4),
+        "server_cpu_idle_waiting_cores": round(result["idle_waiting"], 4),
+        "idle_window_s": IDLE_WINDOW_S,
+        "release_all_s": round(result["release_s"], 2),
+        "server_cpu_during_release_s": round(result["release_cpu_s"], 2),
+        "release_lag_ms": {
+            "p50": round(quantile[49] * 1000, 1),
+            "p90": round(quantile[89] * 1000, 1),
+            "p99": round(quantile[98] * 1000, 1),
+            "max": round(lags[-1] * 1000, 1),
+        },
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = run(Path(tmp))
+    lag = data["release_lag_ms"]
+    table = markdown(
+        ["waiting", "CPU idle, nobody waiting", "CPU idle, 2,000 waiting", "release lag p50 / p99"],
+        [
+            [
+                data["answered"],
+                f"{data['server_cpu_idle_alone_cores'] * 100:.2f} % of a core",
+                f"{data['server_cpu_idle_waiting_cores'] * 100:.2f} % of a core",
+                f"{lag['p50']} / {lag['p99']} ms",
+            ]
+        ],
+    )
+    write("waiting", data, table)
+    print(json.dumps(data, indent=2))
+
+
+if __name__ == "__main__":
+    main()
