@@ -35,6 +35,7 @@ from mediagate.media.storage import Storage, build_storage
 from mediagate.media.uploads import router as uploads_router
 from mediagate.observability.endpoint import metrics_response
 from mediagate.observability.metrics import Metrics
+from mediagate.openai_compat.routes import router as openai_router
 from mediagate.providers.callbacks import router as callbacks_router
 from mediagate.providers.configured import build_registry, keep_alive_pool, provider_client
 from mediagate.providers.http import ProviderHTTP
@@ -219,6 +220,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(files_router)
     app.include_router(uploads_router)
     app.include_router(callbacks_router)
+    app.include_router(openai_router)
     app.include_router(web_auth.router)
     app.include_router(web_pages.router)
     app.include_router(web_admin.router)

@@ -33,6 +33,12 @@ class PayloadTooLarge(InvalidRequest):
     status = 413
 
 
+class UnsupportedMediaType(InvalidRequest):
+    """Content-Type must be application/json"""
+
+    status = 415
+
+
 class AuthenticationFailed(MediagateError):
     """Invalid API key"""
 

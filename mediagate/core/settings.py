@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     read for all of them), covering a lost finish hint: the most a lost hint delays an
     answer."""
 
+    openai_deadline_s: float = 120.0
+    """Seconds the OpenAI-compatible door (/v1/images/...) waits for a task before it
+    answers 504 with the task id (the task goes on; poll /api/v1/tasks/{id}). Keep it
+    under the clients' own timeout (the openai package's default is 600 s)."""
+
     # Limits per key / account
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 100
