@@ -12,6 +12,7 @@ from mediagate.core.http import public_base, read_json_body, success
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.tasks import intake, listing, prefer, service
+from mediagate.tasks.content_type import require_json
 from mediagate.tasks.idempotency import check_key
 from mediagate.tasks.waiters import TaskWaiters
 
@@ -52,6 +53,7 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
     ) -> JSONResponse:
         core = core_state(request)
         wait_s = prefer.wait_preference(request.headers.get("prefer"))
+        require_json(request)
         body = await read_json_body(request, core.settings.max_body_bytes)
         generation = validate_request(core.catalog, body, endpoint)
         intake.check_routable(request, generation, caller)
