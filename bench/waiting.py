@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -71,26 +72,29 @@ async def hold(base: str, key: str, task_ids: list[str], held: asyncio.Event) ->
     async with httpx2.AsyncClient(
         base_url=base, headers=headers, limits=limits, timeout=120
     ) as client:
-        sent = 0
+        errors: list[str] = []
 
         async def wait_on(task_id: str) -> None:
-            nonlocal sent, rewaits
-            first = True
+            nonlocal rewaits
             while True:
-                request = client.get(f"/api/v1/tasks/{task_id}")
-                if first:
-                    sent += 1
-                    if sent == len(task_ids):
-                        held.set()
-                    first = False
-                response = await request
+                try:
+                    response = await client.get(f"/api/v1/tasks/{task_id}")
+                except httpx2.TransportError as exc:
+                    errors.append(type(exc).__name__)  # counted, and waited on again
+                    await asyncio.sleep(0.1)
+                    continue
                 if response.json()["data"]["status"] != "IN_PROGRESS":
                     arrived[task_id] = time.time()
                     return
                 rewaits += 1
 
-        await asyncio.gather(*(wait_on(t) for t in task_ids))
-    return {"arrived": arrived, "rewaits": rewaits}
+        waiting = []
+        for task_id in task_ids:  # opened at about 1,000 a second, not all in one burst
+            waiting.append(asyncio.create_task(wait_on(task_id)))
+            await asyncio.sleep(0.001)
+        held.set()
+        await asyncio.gather(*waiting)
+    return {"arrived": arrived, "rewaits": rewaits, "transport_errors": len(errors)}
 
 
 def completed_at(env: dict[str, str], task_ids: list[str]) -> dict[str, float]:
@@ -141,13 +145,14 @@ def run(folder: Path) -> dict[str, Any]:
                     del worker
 
             asyncio.run(scenario())
-    ends = completed_at(env, task_ids)
+        ends = completed_at(env, task_ids)
     lags = sorted(result["arrived"][t] - ends[t] for t in ends if t in result["arrived"])
     quantile = statistics.quantiles(lags, n=100)
     return {
         "waiters": WAITERS,
         "answered": len(result["arrived"]),
         "rewaits": result["rewaits"],
+        "transport_errors": result["transport_errors"],
         "server_cpu_idle_alone_cores": round(idle_alone, 4),
         "server_cpu_idle_waiting_cores": round(result["idle_waiting"], 4),
         "idle_window_s": IDLE_WINDOW_S,
@@ -163,8 +168,13 @@ def run(folder: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        data = run(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="mediagate-bench-waiting-") as tmp:
+        try:
+            data = run(Path(tmp))
+        except BaseException:
+            for log in Path(tmp).glob("*.log"):
+                print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
+            raise
     lag = data["release_lag_ms"]
     table = markdown(
         ["waiting", "CPU idle, nobody waiting", "CPU idle, 2,000 waiting", "release lag p50 / p99"],
