@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     """Defaults to SQLite at <data_dir>/mediagate.db."""
     db_pool_size: int = 10
     db_max_overflow: int = 10
-    """PostgreSQL connections per process: at most pool size + overflow (+1 for LISTEN)."""
+    """PostgreSQL connections per process: at most pool size + overflow, plus one LISTEN
+    connection for the runner's new-task hints and one for waiting requests' finish hints."""
     sqlite_inline: bool = True
     """SQLite calls run on the event loop's thread (fast; see core/sqlite_inline.py), or
     false: on aiosqlite's helper thread."""
