@@ -43,9 +43,13 @@ async def create_edit(request: Request, caller: CurrentKey) -> JSONResponse:
             code="unsupported_media_type",
         )
     limit = settings.upload_max_bytes
-    raw = await read_body(request, limit + MULTIPART_OVERHEAD)
-    if len(raw) > limit + MULTIPART_OVERHEAD:  # pragma: no cover - read_body refuses first
-        raise PayloadTooLarge()
+    try:
+        raw = await read_body(request, limit + MULTIPART_OVERHEAD)
+    except PayloadTooLarge:
+        raise PayloadTooLarge(
+            f"The body is over the upload cap: at most {limit} bytes of images "
+            f"(MEDIAGATE_UPLOAD_MAX_BYTES) plus {MULTIPART_OVERHEAD} for the other fields"
+        ) from None
     fields, files = await _form(request, raw, limit)
     if "mask" in files or "mask" in fields:
         raise InvalidRequest(
