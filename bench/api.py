@@ -48,7 +48,7 @@ def poll_run(folder: Path, processes: int = 2) -> dict[str, Any]:
     """Half the tasks completed, half still in progress, polled round-robin."""
     env = bench_environment(folder / "poll", None, sandbox_latency_s=0)
     key = bench_key(env)
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     ids = []
     with serve(env, folder) as base, httpx2.Client(base_url=base, headers=headers) as client:
         for _ in range(100):

@@ -4,7 +4,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,14 +44,18 @@ from mediagate.media.storage import Storage, build_storage
 from mediagate.media.uploads import router as uploads_router
 from mediagate.observability.endpoint import metrics_response
 from mediagate.observability.metrics import Metrics
+from mediagate.openai_compat.errors import openai_body_error
+from mediagate.openai_compat.routes import router as openai_router
 from mediagate.providers.callbacks import router as callbacks_router
 from mediagate.providers.configured import build_registry, keep_alive_pool, provider_client
 from mediagate.providers.http import ProviderHTTP
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
-from mediagate.runner.wakeups import Wakeups
+from mediagate.runner.wakeups import RedisListener, TaskListener, Wakeups
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
+from mediagate.tasks.service import FINISHED_CHANNEL, REDIS_FINISHED_CHANNEL
+from mediagate.tasks.waiters import TaskWaiters
 from mediagate.web import admin as web_admin
 from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
@@ -128,6 +132,7 @@ def build_runner(
     catalog: Catalog,
     components: Components,
     metrics: Metrics | None = None,
+    waiters: TaskWaiters | None = None,
 ) -> Runner:
     return Runner(
         db,
@@ -139,7 +144,32 @@ def build_runner(
         callbacks=components.callbacks,
         metrics=metrics,
         redis=components.redis,
+        on_finished=waiters.finished if waiters is not None else None,
     )
+
+
+@asynccontextmanager
+async def task_waiters(
+    db: Database, settings: Settings, redis: RedisLink | None
+) -> AsyncIterator[TaskWaiters]:
+    """Waiting requests, with one listener per carrier of "task finished" hints."""
+    waiters = TaskWaiters(db, recheck_s=settings.wait_recheck_s)
+    listeners: list[TaskListener | RedisListener] = []
+    if db.engine.dialect.name == "postgresql":
+        listeners.append(TaskListener(db.url, channel=FINISHED_CHANNEL, deliver=waiters.finished))
+    if redis is not None:
+        listeners.append(
+            RedisListener(redis, channel=REDIS_FINISHED_CHANNEL, deliver=waiters.finished)
+        )
+    await waiters.start()
+    for listener in listeners:
+        await listener.start()
+    try:
+        yield waiters
+    finally:
+        for listener in listeners:
+            await listener.stop()
+        await waiters.stop()
 
 
 def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
@@ -161,11 +191,14 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         app.state.key_cache = KeyCache(settings.key_cache_s)
         app.state.auth_limits = AuthLimits(settings, components.redis)
         app.state.passwords = Passwords(settings.password_hash_threads)
+        resources = AsyncExitStack()
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
         app.state.metrics = Metrics()
+        waiters = await resources.enter_async_context(task_waiters(db, settings, components.redis))
+        app.state.waiters = waiters
         if settings.embedded_runner:
-            runner = build_runner(db, settings, catalog, components, app.state.metrics)
+            runner = build_runner(db, settings, catalog, components, app.state.metrics, waiters)
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
         app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
@@ -188,6 +221,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
                 await runner.stop()
                 await runner_task
             app.state.passwords.close()
+            await resources.aclose()
             await components.aclose()
             await db.dispose()
 
@@ -209,7 +243,9 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, caps=body_caps(settings))
+    app.add_middleware(
+        BodyLimitMiddleware, caps=body_caps(settings), shapes=(("/v1/", openai_body_error),)
+    )
     app.add_middleware(RequestIdMiddleware)
     if settings.allowed_hosts:  # outermost: another Host is refused before anything runs
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
@@ -219,6 +255,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(files_router)
     app.include_router(uploads_router)
     app.include_router(callbacks_router)
+    app.include_router(openai_router)
     app.include_router(web_auth.router)
     app.include_router(web_pages.router)
     app.include_router(web_admin.router)

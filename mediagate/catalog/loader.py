@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mediagate.catalog.openai_rules import parse_openai_rules
 from mediagate.catalog.spec import (
     InputRules,
     ModelSpec,
@@ -91,6 +92,7 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
         routes=routes,
         faq=tuple((f["q"], f["a"]) for f in raw.get("faq", ())),
         position=int(raw.get("position", 100)),
+        openai=parse_openai_rules(raw.get("openai", {}), types, default_type),
     )
 
 

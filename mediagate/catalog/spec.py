@@ -136,6 +136,24 @@ class InputRules:
 
 
 @dataclass(frozen=True)
+class OpenAIRules:
+    """How the OpenAI-compatible door (/v1/images/...) maps OpenAI's request onto this
+    model's params: the model file's `[openai]` table, checked at load
+    (catalog/openai_rules.py). Absent: only `n` = 1 and no `size` (or `auto`) work."""
+
+    type: str | None = None
+    """The task type the door submits (default: the model's default type)."""
+    n: str | None = None
+    """The integer param that takes OpenAI's `n`."""
+    images: str | None = None
+    """The array param that takes /v1/images/edits' images (as URLs of their uploads)."""
+    default_size: str | None = None
+    """The size used when the request names none (or `auto`)."""
+    sizes: dict[str, dict[str, str]] = field(default_factory=dict)
+    """OpenAI `size` ("1024x1024") -> the model's params for it ({"aspect_ratio": "1:1"})."""
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     name: str
@@ -153,6 +171,7 @@ class ModelSpec:
     faq: tuple[tuple[str, str], ...] = field(default=())
     position: int = 100
     """Place in /models, the console and /api/v1/models (lower first, then by file name)."""
+    openai: OpenAIRules = field(default_factory=OpenAIRules)
 
     def task_type(self, name: str) -> TaskType:
         return self.types[name]

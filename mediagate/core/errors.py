@@ -37,6 +37,12 @@ class PayloadTooLarge(InvalidRequest):
         return {"Connection": "close"}  # so the server reads no more of the body
 
 
+class UnsupportedMediaType(InvalidRequest):
+    """Content-Type must be application/json"""
+
+    status = 415
+
+
 class AuthenticationFailed(MediagateError):
     """Invalid API key"""
 

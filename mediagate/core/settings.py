@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     """Defaults to SQLite at <data_dir>/mediagate.db."""
     db_pool_size: int = 10
     db_max_overflow: int = 10
-    """PostgreSQL connections per process: at most pool size + overflow (+1 for LISTEN)."""
+    """PostgreSQL connections per process: at most pool size + overflow, plus one LISTEN
+    connection for the runner's new-task hints and one for waiting requests' finish hints."""
     sqlite_inline: bool = True
     """SQLite calls run on the event loop's thread (fast; see core/sqlite_inline.py), or
     false: on aiosqlite's helper thread."""
@@ -67,6 +68,17 @@ class Settings(BaseSettings):
     lease_s: float = 30.0
     reconcile_interval_s: float = 5.0
     step_max_errors: int = 5
+
+    # Waiting requests (Prefer: wait, the OpenAI-compatible door): woken by finish hints
+    wait_recheck_s: float = 5.0
+    """Seconds between safety re-checks of the tasks requests are waiting on (one batched
+    read for all of them), covering a lost finish hint: the most a lost hint delays an
+    answer."""
+
+    openai_deadline_s: float = 120.0
+    """Seconds the OpenAI-compatible door (/v1/images/...) waits for a task before it
+    answers 504 with the task id (the task goes on; poll /api/v1/tasks/{id}). Keep it
+    under the clients' own timeout (the openai package's default is 600 s)."""
 
     # Limits per key / account
     rate_limit_per_s: float = 50.0

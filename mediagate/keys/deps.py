@@ -10,12 +10,21 @@ from mediagate.keys.cache import KeyCache
 from mediagate.keys.ratelimit import RateLimiter
 from mediagate.keys.service import AuthedKey, hash_secret, lookup, parse_secret
 
+MISSING = "Missing API key: send it as the header Authorization: Bearer <key>"
+NOT_BEARER = "The Authorization header must be Bearer <key>"
+
 
 async def current_key(request: Request) -> AuthedKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, raw = header.partition(" ")
+    header = request.headers.get("authorization")
+    if header is None or not header.strip():
+        raise AuthenticationFailed(MISSING)
+    scheme, _, raw = header.strip().partition(" ")
     raw = raw.strip()
-    if scheme.lower() != "bearer" or not raw or parse_secret(raw) is None:
+    if scheme.lower() != "bearer":
+        raise AuthenticationFailed(NOT_BEARER)
+    if not raw:
+        raise AuthenticationFailed(MISSING)
+    if parse_secret(raw) is None:
         raise AuthenticationFailed()  # no database work for garbage or typos
     core = core_state(request)
     key_hash = hash_secret(core.settings.hmac_secret, raw)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +50,12 @@ from mediagate.runner.steps import (
 )
 from mediagate.runner.wakeups import RedisListener, TaskListener
 from mediagate.tasks.models import Task
-from mediagate.tasks.service import free_slot, task_as_data
+from mediagate.tasks.service import (
+    REDIS_FINISHED_CHANNEL,
+    announce_finished,
+    free_slot,
+    task_as_data,
+)
 from mediagate.webhooks import service as webhooks
 from mediagate.webhooks.service import CallbackSender
 
@@ -91,8 +97,11 @@ class Runner:
         metrics: Metrics | None = None,
         redis: RedisLink | None = None,
         name: str | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_finished = on_finished
+        """Told each task id this runner finishes (the requests waiting in this process)."""
         self.settings = settings
         self.callbacks = callbacks
         self.metrics = metrics or Metrics()
@@ -387,6 +396,12 @@ class Runner:
                     url=task.callback_url,
                     payload=task_as_data(finished, self._files_base()),
                 )
+            await announce_finished(session, task.id)
+        # After the commit: a woken request reads the finished row, never the old one.
+        if self.on_finished is not None:
+            self.on_finished(task.id)
+        if self.redis is not None:
+            await self.redis.publish(REDIS_FINISHED_CHANNEL, task.id)
         log.info(
             "task %s %s%s",
             task.id,

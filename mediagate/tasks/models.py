@@ -19,7 +19,9 @@ class Task(Base):
             postgresql_where=text("status = 'in_progress' AND lease_owner IS NULL"),
         ),
         Index("ix_tasks_account_status", "account_id", "status"),
-        Index("ix_tasks_account_created", "account_id", "created_at"),
+        # Newest-first pages of an account's tasks, keyset on (created_at, id): the id
+        # breaks ties, so the index alone yields each page in order (tasks/listing.py).
+        Index("ix_tasks_account_created_id", "account_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -1,10 +1,9 @@
-"""POST /api/v1/images/generations and GET /api/v1/tasks/{task_id}."""
+"""POST /api/v1/images/generations, GET /api/v1/tasks and GET /api/v1/tasks/{task_id}."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from mediagate.catalog.loader import Catalog
 from mediagate.catalog.schemas import request_schema
@@ -12,14 +11,12 @@ from mediagate.catalog.validation import validate_request
 from mediagate.core.http import files_base, read_json_body, success
 from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
-from mediagate.keys.cache import KeyCache
 from mediagate.keys.deps import CurrentKey
-from mediagate.keys.service import touch
-from mediagate.providers.registry import ProviderRegistry
-from mediagate.runner.wakeups import Wakeups
-from mediagate.tasks import service
-from mediagate.tasks.idempotency import MAX_KEY_LENGTH, InFlightKeys, check_key
-from mediagate.tasks.schemas import Submission, TaskData
+from mediagate.tasks import intake, listing, prefer, service
+from mediagate.tasks.content_type import require_json
+from mediagate.tasks.idempotency import MAX_KEY_LENGTH, check_key
+from mediagate.tasks.schemas import Submission, TaskData, TaskList
+from mediagate.tasks.waiters import TaskWaiters
 
 ID_KEY = Header(
     description="Makes a retried submit safe: the same key with the same body within 24 h "
@@ -57,46 +54,48 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         idempotency_key: Annotated[str | None, ID_KEY] = None,
     ) -> JSONResponse:
         core = core_state(request)
+        wait_s = prefer.wait_preference(request.headers.get("prefer"))
+        require_json(request)
         body = await read_json_body(request, core.settings.max_body_bytes)
         generation = validate_request(core.catalog, body, endpoint)
-        registry: ProviderRegistry = request.app.state.providers
-        # 503 (no provider) or 400 (none can honour these params) before any hold
-        registry.routes(generation.model, generation.type, caller.mode, generation.params)
+        intake.check_routable(request, generation, caller)
         key = check_key(idempotency_key)
-        in_flight: InFlightKeys = request.app.state.idempotency
-        key_cache: KeyCache = request.app.state.key_cache
-        fingerprint = service.request_fingerprint(body) if key else None
+        submission = await intake.accept(
+            request,
+            caller,
+            generation,
+            idempotency_key=key,
+            fingerprint=service.request_fingerprint(body) if key else None,
+        )
+        if not wait_s:
+            return success(
+                {"task_id": submission.task_id, "status": service.API_STATUS[submission.status]}
+            )
+        # With a wait, the whole task object: the same answer as GET /tasks/{id}.
+        task = await prefer.until_finished(
+            request.app.state.waiters, core.db, caller.account_id, submission.task_id, wait_s
+        )
+        return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
 
-        async def submit() -> service.Submission:
-            async with core.db.write() as session:
-                submission = await service.submit_generation(
-                    session,
-                    caller=caller,
-                    request=generation,
-                    max_in_flight=core.settings.max_in_flight_per_account,
-                    idempotency_key=key,
-                    fingerprint=fingerprint,
-                )
-                if key_cache.due_for_touch(caller.id):
-                    await touch(session, caller.id)
-                if not submission.replayed:
-                    await service.announce_new_task(session)
-            return submission
-
-        with in_flight.claim(caller.account_id, key):
-            try:
-                submission = await submit()
-            except IntegrityError:
-                if key is None:
-                    raise
-                # Another replica committed the same Idempotency-Key first: our unit rolled
-                # back (no task, no hold); answer as a replay of theirs.
-                submission = await submit()
-        if not submission.replayed:
-            wakeups: Wakeups = request.app.state.wakeups
-            await wakeups.announce()
+    @router.get(
+        "/tasks",
+        summary="List the account's tasks, newest first",
+        responses=answers(TaskList, 400, 401, 429),
+        openapi_extra=BEARER,
+    )
+    async def list_tasks(request: Request, caller: CurrentKey) -> JSONResponse:
+        query = request.query_params
+        repeated = {name for name in query if len(query.getlist(name)) > 1}
+        rules = listing.parse_filter(query, repeated)
+        tasks, next_cursor = await listing.list_tasks(
+            core_state(request).db, caller.account_id, rules
+        )
+        base = files_base(request)
         return success(
-            {"task_id": submission.task_id, "status": service.API_STATUS[submission.status]}
+            {
+                "tasks": [service.task_as_data(t, base) for t in tasks],
+                "next_cursor": next_cursor.encode() if next_cursor else None,
+            }
         )
 
     @router.get(
@@ -108,7 +107,18 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         openapi_extra=BEARER,
     )
     async def get_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
-        task = await service.get_task(core_state(request).db, caller.account_id, task_id)
-        return success(service.task_as_data(task, files_base(request)))
+        wait_s = prefer.wait_preference(request.headers.get("prefer"))
+        db = core_state(request).db
+        if wait_s:
+            waiters: TaskWaiters = request.app.state.waiters
+            task = await prefer.until_finished(waiters, db, caller.account_id, task_id, wait_s)
+        else:
+            task = await service.get_task(db, caller.account_id, task_id)
+        return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
 
     return router
+
+
+def _with_headers(response: JSONResponse, wait_s: int | None) -> JSONResponse:
+    response.headers.update(prefer.applied(wait_s))
+    return response

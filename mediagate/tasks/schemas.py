@@ -42,3 +42,10 @@ class TaskData(Strict):
     )
     output: TaskOutput
     error: TaskError | None = Field(description="Why the task failed; null otherwise")
+
+
+class TaskList(Strict):
+    tasks: list[TaskData] = Field(description="Newest first")
+    next_cursor: str | None = Field(
+        description="Opaque: pass it back as `cursor` for the next page; null on the last"
+    )

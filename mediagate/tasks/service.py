@@ -163,6 +163,9 @@ async def free_slot(session: AsyncSession, account_id: str) -> None:
 
 
 NEW_TASK_CHANNEL = "mediagate_tasks"
+FINISHED_CHANNEL = "mediagate_task_finished"
+"""NOTIFY'd with the task id when a task ends (tasks/waiters.py listens)."""
+REDIS_FINISHED_CHANNEL = "mediagate:task-finished"
 
 
 async def announce_new_task(session: AsyncSession) -> None:
@@ -170,6 +173,16 @@ async def announce_new_task(session: AsyncSession) -> None:
     only: workers also poll. SQLite has no listeners; the in-process runner is woken."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text(f"NOTIFY {NEW_TASK_CHANNEL}"))
+
+
+async def announce_finished(session: AsyncSession, task_id: str) -> None:
+    """Tell waiting requests in every process that the task ended (PostgreSQL delivers it
+    when the finishing unit commits, never before the row says so)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_notify(:channel, :task)"),
+            {"channel": FINISHED_CHANNEL, "task": task_id},
+        )
 
 
 async def _replay(

@@ -44,7 +44,8 @@ async def test_finding_2_a_chunked_body_is_cut_off_at_its_cap_with_413(
         path, content=flood, headers={**key.headers, "Content-Type": content_type}
     )
     assert response.status_code == 413, response.text
-    assert response.json()["error"]["message"] == f"Request body is larger than {cap} bytes"
+    message = response.json()["error"]["message"]
+    assert message.startswith(f"Request body is larger than {cap} bytes")
     assert response.headers["connection"] == "close"
     assert flood.sent <= cap + 2 * len(flood.chunk)  # read no further than the cap
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import fcntl
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -41,30 +42,72 @@ def bearer(raw: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw}"}
 
 
+MISSING = "Missing API key: send it as the header Authorization: Bearer <key>"
+
+
 @pytest.mark.parametrize(
-    ("case", "headers"),
+    ("case", "headers", "message"),
     [
-        ("no header", {}),
-        ("not bearer", {"Authorization": "Basic abc"}),
-        ("empty bearer", {"Authorization": "Bearer "}),
-        ("malformed", bearer("sk-not-ours")),
-        ("wrong prefix", bearer("aio_prod_" + "a" * 36)),
-        ("bad checksum", bearer("aio_test_" + "a" * 30 + "zzzzzz")),
+        ("no header", {}, MISSING),
+        ("empty header", {"Authorization": ""}, MISSING),
+        ("empty bearer", {"Authorization": "Bearer "}, MISSING),
+        (
+            "not bearer",
+            {"Authorization": "Basic abc"},
+            "The Authorization header must be Bearer <key>",
+        ),
+        ("malformed", bearer("sk-not-ours"), "Invalid API key"),
+        ("wrong prefix", bearer("aio_prod_" + "a" * 36), "Invalid API key"),
+        ("bad checksum", bearer("aio_test_" + "a" * 30 + "zzzzzz"), "Invalid API key"),
         (
             "well formed but unknown",
             bearer("aio_test_" + "b" * 30 + checksum("aio_test_" + "b" * 30)),
+            "Invalid API key",
         ),
     ],
 )
 async def test_401_for_missing_malformed_or_unknown_keys(
-    client: httpx2.AsyncClient, case: str, headers: dict[str, str]
+    client: httpx2.AsyncClient, case: str, headers: dict[str, str], message: str
 ) -> None:
     for response in (
         await client.post(URL, json=generation(), headers=headers),
         await client.get("/api/v1/tasks/task_x", headers=headers),
+        await client.get("/api/v1/tasks", headers=headers),
     ):
         error = assert_error(response, 401, "authentication_error")
-        assert error["message"] == "Invalid API key"
+        assert error["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("application/json;charset=UTF-8", 200),
+        ("Application/JSON", 200),
+        ("application/merge-patch+json", 200),
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("multipart/form-data; boundary=x", 415),
+        ("text/json", 415),
+        (None, 415),
+    ],
+)
+async def test_415_unless_the_body_says_it_is_json(
+    client: httpx2.AsyncClient, keys: KeyFactory, content_type: str | None, status: int
+) -> None:
+    key = await keys()
+    headers = {**key.headers, **({"Content-Type": content_type} if content_type else {})}
+    body = json.dumps(generation()).encode()
+    response = await client.post(URL, content=body, headers=headers)
+    if status == 200:
+        assert response.status_code == 200, response.text
+        return
+    error = assert_error(response, 415, "invalid_request_error", "Content-Type")
+    assert (content_type or "missing") in error["message"]
+    assert "application/json" in error["message"]
+    listed = await client.get("/api/v1/tasks", headers=key.headers)
+    assert listed.json()["data"]["tasks"] == []  # nothing was created, nothing held
 
 
 async def test_401_for_revoked_and_expired_keys(
@@ -144,7 +187,7 @@ async def test_idempotency_replay_returns_the_same_task_and_holds_once(
     second = await client.post(
         URL,
         content=b'{"num_images": 2, "prompt": "a red fox",  "model": "kling-image-o1"}',
-        headers=headers,
+        headers={**headers, "Content-Type": "application/json; charset=utf-8"},
     )
     assert first.status_code == second.status_code == 200
     assert first.json()["data"]["task_id"] == second.json()["data"]["task_id"]
