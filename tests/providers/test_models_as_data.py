@@ -15,6 +15,7 @@ from tests.providers.test_providers import (
     provider_settings,
     run_task,
 )
+from tests.web.helpers import sign_up
 
 
 async def test_kling_v3_omni_is_sent_to_klings_omni_image_with_its_model_name(
@@ -79,6 +80,9 @@ async def test_new_models_are_listed_documented_and_run_in_the_sandbox(
     assert model in (await client.get("/models")).text
     page = await client.get(f"/models/{model}")
     assert page.status_code == 200 and model in page.text
+    await sign_up(client, f"console-{model}@example.com")
+    console = (await client.get("/console")).text
+    assert f'<option value="{model}">' in console  # the console offers it, from the catalog
     key = await keys(credits=20)
     created = await client.post(
         "/api/v1/images/generations",
