@@ -133,8 +133,10 @@ def test_openapi_documents_the_catalog(server: dict[str, Any]) -> None:
     body = spec["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"][
         "application/json"
     ]["schema"]
-    assert body["properties"]["model"]["const"] == "kling-image-o1"
-    assert body["properties"]["num_images"]["maximum"] == 9
+    by_model = {s["properties"]["model"]["const"]: s for s in body.get("oneOf", [body])}
+    catalog = httpx2.get(f"{server['base']}/api/v1/models").json()["data"]
+    assert set(by_model) == {m["id"] for m in catalog}  # one request schema per image model
+    assert by_model["kling-image-o1"]["properties"]["num_images"]["maximum"] == 9
 
 
 def test_data_lives_under_the_data_dir(server: dict[str, Any]) -> None:
