@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from mediagate.catalog.spec import InputRules
+from mediagate.catalog.spec import REFERENCE_PARAM, InputRules
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest, PayloadTooLarge
 from mediagate.core.http import files_base, read_body, success
@@ -80,8 +80,10 @@ async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
 
 
 def upload_rules(models: object, limit: int) -> InputRules:
-    """The loosest rules any model accepts: a model still checks its own at prepare."""
-    specs = list(models)  # type: ignore[call-overload]
+    """The loosest rules of any model that takes reference images (a text-only model's
+    defaults say nothing about references): a model still checks its own at prepare."""
+    every = list(models)  # type: ignore[call-overload]
+    specs = [m for m in every if REFERENCE_PARAM in m.params] or every
     return InputRules(
         formats=tuple(sorted({f for m in specs for f in m.inputs.formats})),
         min_side=min(m.inputs.min_side for m in specs),
