@@ -17,7 +17,7 @@ from mediagate.billing.packages import money
 from mediagate.billing.state import billing_state
 from mediagate.core.errors import InvalidRequest
 from mediagate.core.state import core_state
-from mediagate.web.render import page, redirect
+from mediagate.web.render import csv_download, page, redirect
 from mediagate.web.security import admin, check_csrf, form
 from mediagate.web.sessions import Viewer
 
@@ -84,14 +84,7 @@ async def orders_csv(request: Request, who: Admin) -> Response:
                 o.payment_intent_id or "",
             ]
         )  # fmt: skip
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": 'attachment; filename="orders.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csv_download(out.getvalue(), "orders.csv")
 
 
 @router.post("/orders/{order_id}/refund")

@@ -18,7 +18,7 @@ from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
 from mediagate.tasks.service import task_as_data
 from mediagate.web import history
-from mediagate.web.render import page, redirect
+from mediagate.web.render import csv_download, page, redirect
 from mediagate.web.security import MaybeViewer, SignedIn, check_csrf, form
 from mediagate.web.sessions import Viewer
 
@@ -224,14 +224,7 @@ async def usage_csv(request: Request, who: SignedIn) -> Response:
                 t.error_type or "",
             ]
         )
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": 'attachment; filename="tasks.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csv_download(out.getvalue(), "tasks.csv")
 
 
 @router.get("/tasks")
