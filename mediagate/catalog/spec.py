@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from mediagate.catalog.pricing import PriceRule
+
 ParamType = Literal["string", "integer", "array", "url"]
 
 
@@ -34,7 +36,8 @@ class ParamSpec:
 @dataclass(frozen=True)
 class TaskType:
     name: str
-    price: int
+    price: PriceRule
+    """What a task of this type costs, computed from its params (catalog/pricing.py)."""
     description: str
     params: dict[str, ParamSpec]
     """The model's params with this type's overrides applied."""
