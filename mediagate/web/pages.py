@@ -17,7 +17,7 @@ from mediagate.core.state import core_state
 from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
 from mediagate.tasks.service import task_as_data
-from mediagate.web import history
+from mediagate.web import charts, history, usage_stats
 from mediagate.web.model_list import ModelFilter, filter_choices, model_groups
 from mediagate.web.render import csv_download, page, redirect
 from mediagate.web.security import MaybeViewer, SignedIn, check_csrf, form
@@ -183,8 +183,16 @@ async def usage(request: Request, who: SignedIn) -> Response:
     account_id = who.user.account_id
     f = _filter(request)
     entries_at, tasks_at = _page_number(request, "entries"), _page_number(request, "tasks")
+    chart_range, chart_mode = _chart_choice(request)
+    today = utcnow().date()
     async with core_state(request).db.read() as session:
         balances = {m: await ledger.balance(session, account_id, m) for m in ("live", "test")}
+        spend = await usage_stats.credits_per_day(
+            session, account_id, chart_mode, chart_range, today
+        )
+        per_model = await usage_stats.tasks_per_model(
+            session, account_id, chart_mode, chart_range, today
+        )
         entries = await history.entries_page(session, account_id, entries_at)
         tasks = await history.tasks_page(session, account_id, f, tasks_at)
         key_rows = await keys.list_keys(session, account_id)
@@ -203,7 +211,25 @@ async def usage(request: Request, who: SignedIn) -> Response:
         keys=key_rows,
         models=list(core_state(request).catalog.models),
         query=request.url.query,
+        ranges=usage_stats.RANGES,
+        chart_range=chart_range,
+        chart_mode=chart_mode,
+        spend=charts.day_chart(spend),
+        per_model=charts.model_rows(per_model),
     )
+
+
+def _chart_choice(request: Request) -> tuple[int, str]:
+    """The charts' range and mode from the query (30 days of live use by default)."""
+    raw = request.query_params.get("range", "30")
+    if not raw.isdigit() or int(raw) not in usage_stats.RANGES:
+        raise InvalidRequest(
+            f"range must be one of {', '.join(map(str, usage_stats.RANGES))}", param="range"
+        )
+    mode = request.query_params.get("chart_mode", "live")
+    if mode not in ("live", "test"):
+        raise InvalidRequest("chart_mode must be live or test", param="chart_mode")
+    return int(raw), mode
 
 
 @router.get("/usage/tasks.csv")

@@ -20,6 +20,7 @@ from mediagate.accounts.passwords import hash_blocking
 from mediagate.app import build_runner, create_app
 from mediagate.catalog.loader import load_catalog
 from mediagate.catalog.schemas import limits_text
+from mediagate.core.clock import utcnow
 from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
 from tests.factories import generation
@@ -209,6 +210,10 @@ async def test_usage_shows_ledger_and_tasks_and_exports_csv(
     assert kinds.count("capture") == 2 and kinds.count("release") == 1
     assert kinds.count("hold") == 3 and kinds.count("grant") == 1
     assert "welcome test credits" in page
+    charted = (await client.get("/usage", params={"chart_mode": "test", "range": "7"})).text
+    today = utcnow().date().isoformat()
+    assert f'data-day="{today}" data-credits="12"' in charted
+    assert 'data-model="kling-image-o1" data-tasks="3" data-success="67"' in charted
 
     export = await client.get("/usage/tasks.csv", params={"status": "completed"})
     assert export.headers["content-type"].startswith("text/csv")
