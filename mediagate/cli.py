@@ -30,6 +30,7 @@ from mediagate.core.migrate import upgrade
 from mediagate.core.serving import limited_protocol
 from mediagate.core.settings import Settings
 from mediagate.keys import service as keys
+from mediagate.keys.limits import describe_limits, parse_limits
 from mediagate.ledger import service as ledger
 from mediagate.observability.endpoint import serve_worker_metrics
 from mediagate.observability.metrics import Metrics
@@ -98,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     p = k.add_parser("revoke", help="revoke a key by id")
     p.add_argument("key_id")
     p.set_defaults(func=_run(keys_revoke))
+    p = k.add_parser("limit", help="set a key's limits (replaces them all; no option: no limits)")
+    p.add_argument("key_id")
+    p.add_argument("--models", default="", help="comma-separated model ids it may use")
+    p.add_argument("--ips", default="", help="comma-separated addresses or CIDR ranges")
+    p.add_argument("--daily", default="", help="credits it may spend per UTC day")
+    p.add_argument("--monthly", default="", help="credits it may spend per calendar month")
+    p.add_argument("--total", default="", help="credits it may spend in all")
+    p.set_defaults(func=_run(keys_limit))
 
     a = sub.add_parser("admin", help="dashboard operators").add_subparsers(
         required=True, metavar="ACTION"
@@ -215,6 +224,20 @@ async def keys_revoke(db: Database, settings: Settings, args: argparse.Namespace
     async with db.write() as session:
         key = await keys.revoke(session, args.key_id)
     print(f"Revoked {key.id} ({key.hint})")
+
+
+async def keys_limit(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    limits = parse_limits(
+        models=args.models,
+        networks=args.ips,
+        day=args.daily,
+        month=args.monthly,
+        total=args.total,
+        known_models=tuple(load_catalog(settings.catalog_paths).models),
+    )
+    async with db.write() as session:
+        key = await keys.set_limits(session, args.key_id, limits)
+    print(f"{key.id} ({key.hint}): {describe_limits(limits)}")
 
 
 async def admin_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:

@@ -35,6 +35,8 @@ async def current_key(request: Request) -> AuthedKey:
             found = await lookup(session, key_hash)
         cache.put(key_hash, found)
         caller = found.key
+    if caller.limits is not None:
+        caller.limits.check_address(request.client.host if request.client else None)
     limiter: RateLimiter = request.app.state.rate_limiter
     await limiter.check(caller.id)
     return caller

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediagate.core.db import Base, UTCDateTime
@@ -21,3 +21,21 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Limits (keys/limits.py); NULL means none.
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    allowed_networks: Mapped[list[str] | None] = mapped_column(JSON)
+    cap_day: Mapped[int | None] = mapped_column(Integer)
+    cap_month: Mapped[int | None] = mapped_column(Integer)
+    cap_total: Mapped[int | None] = mapped_column(Integer)
+
+
+class KeySpend(Base):
+    """Credits a key with a spending cap has committed in one period (`day:2026-12-03`,
+    `month:2026-12`, `total`): raised with each hold, lowered when a hold is released,
+    so it counts what is held or charged. Only capped keys have rows."""
+
+    __tablename__ = "key_spend"
+
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(20), primary_key=True)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from mediagate.core.ids import base62, new_id, random_base62
+from mediagate.keys.limits import KeyLimits, from_columns
 from mediagate.keys.models import ApiKey
 from mediagate.ledger.service import Mode
 
@@ -35,6 +36,8 @@ class AuthedKey:
     id: str
     account_id: str
     mode: Mode
+    limits: KeyLimits | None = None
+    """Models, client addresses and spending caps it is held to (None: no limits)."""
 
 
 def checksum(prefix_and_body: str) -> str:
@@ -111,7 +114,16 @@ async def lookup(session: AsyncSession, key_hash: str) -> CachedKey:
     row = (
         await session.execute(
             select(
-                ApiKey.id, ApiKey.account_id, ApiKey.mode, ApiKey.revoked_at, ApiKey.expires_at
+                ApiKey.id,
+                ApiKey.account_id,
+                ApiKey.mode,
+                ApiKey.revoked_at,
+                ApiKey.expires_at,
+                ApiKey.allowed_models,
+                ApiKey.allowed_networks,
+                ApiKey.cap_day,
+                ApiKey.cap_month,
+                ApiKey.cap_total,
             ).where(ApiKey.key_hash == key_hash)
         )
     ).one_or_none()
@@ -119,7 +131,10 @@ async def lookup(session: AsyncSession, key_hash: str) -> CachedKey:
         raise AuthenticationFailed()
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise AuthenticationFailed()
-    key = AuthedKey(id=row.id, account_id=row.account_id, mode=cast(Mode, row.mode))
+    limits = from_columns(
+        row.allowed_models, row.allowed_networks, row.cap_day, row.cap_month, row.cap_total
+    )
+    key = AuthedKey(id=row.id, account_id=row.account_id, mode=cast(Mode, row.mode), limits=limits)
     return CachedKey(key=key, expires_at=row.expires_at)
 
 
@@ -176,3 +191,23 @@ async def rotate(
         old.expires_at = ends
     await session.flush()
     return new, raw
+
+
+async def set_limits(
+    session: AsyncSession, key_id: str, limits: KeyLimits, *, account_id: str | None = None
+) -> ApiKey:
+    """Replace a key's limits (only one of `account_id`'s, when given). Other processes
+    see them once their key cache entry expires (MEDIAGATE_KEY_CACHE_S)."""
+    key = await session.get(ApiKey, key_id)
+    if key is None or (account_id is not None and key.account_id != account_id):
+        raise NotFound(f"No key {key_id!r}")
+    for column, value in limits.as_columns().items():
+        setattr(key, column, value)
+    await session.flush()
+    return key
+
+
+def limits_of(key: ApiKey) -> KeyLimits | None:
+    return from_columns(
+        key.allowed_models, key.allowed_networks, key.cap_day, key.cap_month, key.cap_total
+    )

@@ -23,6 +23,7 @@ from mediagate.core.errors import ProviderUnavailable
 from mediagate.core.ids import random_base62
 from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
+from mediagate.keys import spending
 from mediagate.ledger import service as ledger
 from mediagate.media.references import ReferenceLoader
 from mediagate.media.storage import Storage
@@ -386,6 +387,7 @@ class Runner:
                     await ledger.capture(session, task.hold_id)
                 else:
                     await ledger.release(session, task.hold_id)
+                    await spending.give_back(session, task.key_id, task.created_at, task.price)
             if task.callback_url:
                 finished = await session.get_one(Task, task.id, populate_existing=True)
                 await webhooks.enqueue(

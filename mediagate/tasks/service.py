@@ -19,6 +19,7 @@ from mediagate.core.db import Database, table_of
 from mediagate.core.errors import IdempotencyMismatch, NotFound, RateLimited
 from mediagate.core.ids import new_id
 from mediagate.core.prepared import Prepared
+from mediagate.keys import spending
 from mediagate.keys.service import AuthedKey
 from mediagate.ledger import service as ledger
 from mediagate.tasks.models import IdempotencyKey, Task
@@ -96,6 +97,8 @@ async def submit_generation(
     fingerprint: str | None = None,
 ) -> Submission:
     now = utcnow()
+    if caller.limits is not None:
+        caller.limits.check_model(request.model.id)
     if idempotency_key is not None:
         existing = await _replay(session, caller.account_id, idempotency_key, fingerprint, now)
         if existing is not None:
@@ -105,6 +108,7 @@ async def submit_generation(
     hold_id = await ledger.hold(
         session, caller.account_id, caller.mode, request.price, task_id=task_id
     )
+    await spending.commit_spend(session, caller.id, caller.limits, request.price, now)
     params = dict(request.params)
     callback_url = params.pop("callback_url", None)
     await _INSERT_TASK.run(

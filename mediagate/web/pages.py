@@ -15,6 +15,7 @@ from mediagate.core.errors import InvalidRequest
 from mediagate.core.http import files_base, public_base
 from mediagate.core.state import core_state
 from mediagate.keys import service as keys
+from mediagate.keys.limits import describe_limits, parse_limits
 from mediagate.ledger import service as ledger
 from mediagate.tasks.service import task_as_data
 from mediagate.web import charts, history, usage_stats
@@ -93,6 +94,9 @@ async def _keys_page(
         who,
         400 if error else 200,
         keys=sorted(rows, key=lambda k: k.created_at, reverse=True),
+        limits={k.id: keys.limits_of(k) for k in rows},
+        describe_limits=describe_limits,
+        models=list(core_state(request).catalog.models),
         created=created,
         error=error,
         now=utcnow(),
@@ -127,6 +131,28 @@ async def revoke_key(request: Request, key_id: str, who: SignedIn) -> Response:
     async with core_state(request).db.write() as session:
         await keys.revoke(session, key_id, account_id=who.user.account_id)
     request.app.state.key_cache.clear()  # refused here at once; elsewhere within its TTL
+    return redirect("/keys")
+
+
+@router.post("/keys/{key_id}/limits")
+async def limit_key(request: Request, key_id: str, who: SignedIn) -> Response:
+    fields = await form(request)
+    check_csrf(request, who.csrf_token, fields)
+    core = core_state(request)
+    try:
+        limits = parse_limits(
+            models=" ".join(n.removeprefix("model:") for n in fields if n.startswith("model:")),
+            networks=fields.get("networks", ""),
+            day=fields.get("cap_day", ""),
+            month=fields.get("cap_month", ""),
+            total=fields.get("cap_total", ""),
+            known_models=tuple(core.catalog.models),
+        )
+        async with core.db.write() as session:
+            await keys.set_limits(session, key_id, limits, account_id=who.user.account_id)
+    except InvalidRequest as exc:
+        return await _keys_page(request, who, error=exc.message)
+    request.app.state.key_cache.clear()
     return redirect("/keys")
 
 
