@@ -15,6 +15,7 @@ from mediagate.app import build_runner
 from mediagate.catalog.spec import FieldMap, RouteTask
 from mediagate.cli import main
 from mediagate.core.clock import utcnow
+from mediagate.core.migrate import upgrade
 from mediagate.media.fetcher import FetchPolicy, SafeFetcher
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.errors import ProviderMisconfigured
@@ -319,3 +320,22 @@ def test_providers_check_reads_the_account_and_creates_nothing(
     else:
         assert "replicate  ok      credentials accepted; account acme (organization)" in out
     assert fake.calls["created"] == created
+
+
+def test_the_providers_command_lists_replicate_as_configured(
+    fake: ReplicateState,
+    make_settings: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(**settings_for(fake))
+    upgrade(settings)
+    env = {"DATA_DIR": settings.data_dir, "SECRET_KEY": "test-secret-key"}
+    env["REPLICATE_API_TOKEN"] = TOKEN
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    for name, value in env.items():
+        monkeypatch.setenv(f"MEDIAGATE_{name}", str(value))
+    main(["providers"])
+    out = capsys.readouterr().out
+    assert "replicate  configured" in out and "fal        not configured" in out
