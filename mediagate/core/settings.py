@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     fal_base_url: str = "https://queue.fal.run"
     fal_platform_url: str = "https://api.fal.ai/v1"
     """fal's Platform API, used only by `mediagate providers check` (account billing)."""
+    replicate_api_token: str | None = None
+    replicate_base_url: str = "https://api.replicate.com"
     provider_flagged_outputs: Literal["fail", "drop", "deliver"] = "fail"
     """What to do with results a provider flags as unsafe (WaveSpeed `has_nsfw_contents`,
     fal `has_nsfw_concepts`): fail the task as content_policy_violation (nothing charged),

@@ -13,10 +13,11 @@ from mediagate.providers.http import ProviderHTTP, ResultFetcher
 from mediagate.providers.kling import KlingProvider, KlingToken
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.providers.render_pool import RenderPool
+from mediagate.providers.replicate import ReplicateProvider
 from mediagate.providers.sandbox import SandboxProvider
 from mediagate.providers.wavespeed import WaveSpeedProvider
 
-ALL_LIVE = ("wavespeed", "kling", "fal")
+ALL_LIVE = ("wavespeed", "kling", "fal", "replicate")
 
 
 def configured_names(settings: Settings) -> list[str]:
@@ -25,6 +26,7 @@ def configured_names(settings: Settings) -> list[str]:
         "wavespeed": bool(settings.wavespeed_api_key),
         "kling": bool(settings.kling_access_key and settings.kling_secret_key),
         "fal": bool(settings.fal_key),
+        "replicate": bool(settings.replicate_api_token),
     }
     return [name for name in ALL_LIVE if present[name]]
 
@@ -68,6 +70,14 @@ def build_live(
             api_key=settings.fal_key or "",
             base_url=settings.fal_base_url,
             platform_url=settings.fal_platform_url,
+            flagged_outputs=settings.provider_flagged_outputs,
+        )
+    if "replicate" in names:
+        live["replicate"] = ReplicateProvider(
+            client,
+            results,
+            api_token=settings.replicate_api_token or "",
+            base_url=settings.replicate_base_url,
             flagged_outputs=settings.provider_flagged_outputs,
         )
     return live

@@ -11,10 +11,13 @@ fetcher (media/fetcher.py).
 import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
+from mediagate.core.clock import utcnow
 from mediagate.media.fetcher import FetchError, SafeFetcher
 from mediagate.providers.base import PollResult
 from mediagate.providers.errors import (
@@ -142,3 +145,27 @@ def required_id(provider: str, value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ProviderRetryable(provider, f"the submit answer has no {what}")
     return value
+
+
+MAX_RETRY_AFTER_S = 3600.0
+"""A longer wait than this is not worth keeping a task for; its deadline decides."""
+
+
+def retry_after(
+    headers: Mapping[str, str], default: float, *, now: datetime | None = None
+) -> float:
+    """Seconds to wait from a `Retry-After` header (lower-cased names): delay-seconds or an
+    HTTP-date (RFC 9110 section 10.2.3); `default` when it is absent or unreadable."""
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return default
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:  # "-0000": still GMT, as every HTTP-date is
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or utcnow())).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)

@@ -5,11 +5,12 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import pytest
 
 from mediagate.providers.errors import ProviderRetryable, SubmitOutcomeUnknown
-from mediagate.providers.http import ProviderHTTP
+from mediagate.providers.http import MAX_RETRY_AFTER_S, ProviderHTTP, retry_after
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -111,3 +112,25 @@ async def test_an_unreadable_answer(http: ProviderHTTP) -> None:
         # An error page to a submit: the provider says it failed, so retrying is safe.
         with pytest.raises(ProviderRetryable, match=r"HTTP 500"):
             await http.call_json("p", "POST", url, headers={}, creates=True)
+
+
+NOW = datetime(2026, 12, 3, 7, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, 2.5),  # absent: the caller's default
+        ("7", 7.0),  # delay-seconds
+        (" 12 ", 12.0),
+        ("Thu, 03 Dec 2026 07:00:30 GMT", 30.0),  # an HTTP-date, 30 s from now
+        ("Thu, 03 Dec 2026 06:59:00 GMT", 0.0),  # already past: no wait
+        ("Thu, 03 Dec 2026 07:00:05 -0000", 5.0),
+        ("999999", MAX_RETRY_AFTER_S),  # capped: the task's deadline decides past that
+        ("soon", 2.5),  # unreadable
+        ("-3", 2.5),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header: str | None, expected: float) -> None:
+    headers = {} if header is None else {"retry-after": header}
+    assert retry_after(headers, 2.5, now=NOW) == expected
