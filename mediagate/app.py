@@ -61,6 +61,7 @@ from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
 from mediagate.web.auth_limits import AuthLimits
+from mediagate.web.error_pages import error_page
 from mediagate.web.security import LoginRequired
 from mediagate.webhooks.service import CallbackSender
 
@@ -242,7 +243,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         return app.openapi_schema or finish_openapi(generated_openapi())
 
     app.openapi = openapi  # type: ignore[method-assign]
-    install_error_handlers(app)
+    install_error_handlers(app, error_page)
     app.add_middleware(
         BodyLimitMiddleware, caps=body_caps(settings), shapes=(("/v1/", openai_body_error),)
     )
