@@ -29,8 +29,12 @@ GRACE_CHOICES = {"0": 0, "3600": 3600, "86400": 86400, "604800": 604800}
 
 
 @router.get("/")
-async def home(who: MaybeViewer) -> Response:
-    return redirect("/dashboard" if who else "/login")
+async def home(request: Request, who: MaybeViewer) -> Response:
+    """Signed in: the overview. Otherwise what this gateway offers, and its models."""
+    if who:
+        return redirect("/dashboard")
+    catalog = core_state(request).catalog
+    return page(request, "landing.html", None, models=list(catalog.models.values()))
 
 
 @router.get("/dashboard")
