@@ -60,6 +60,7 @@ from mediagate.web import admin as web_admin
 from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
+from mediagate.web import task_pages as web_task_pages
 from mediagate.web.auth_limits import AuthLimits
 from mediagate.web.error_pages import error_page
 from mediagate.web.security import LoginRequired
@@ -259,6 +260,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(web_auth.router)
     app.include_router(web_pages.router)
+    app.include_router(web_task_pages.router)
     app.include_router(web_admin.router)
     for router in (billing_routes.pages, billing_routes.api, billing_admin.router):
         app.include_router(router)
