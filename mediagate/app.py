@@ -67,6 +67,9 @@ from mediagate.web.security import LoginRequired
 from mediagate.webhooks.service import CallbackSender
 
 log = logging.getLogger("mediagate")
+STATIC = Path(web_pages.__file__).parent / "static"
+EXAMPLE_IMAGES = STATIC / "examples"
+"""The docs' example images: served under /static/examples/, read from here as references."""
 
 
 @dataclass
@@ -108,7 +111,7 @@ def build_components(db: Database, settings: Settings) -> Components:
     )
     client = provider_client(settings)
     providers = build_registry(db, settings, storage, fetcher, client)
-    references = ReferenceLoader(fetcher, storage, own_origins(settings))
+    references = ReferenceLoader(fetcher, storage, own_origins(settings), EXAMPLE_IMAGES)
     callbacks = CallbackSender(db, fetcher, retry_base_s=settings.callback_retry_base_s)
     redis = (
         RedisLink(
@@ -265,9 +268,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     for router in (billing_routes.pages, billing_routes.api, billing_admin.router):
         app.include_router(router)
     app.include_router(web_apidocs.router)
-    app.mount(
-        "/static", StaticFiles(directory=Path(web_pages.__file__).parent / "static"), "static"
-    )
+    app.mount("/static", StaticFiles(directory=STATIC), "static")
 
     @app.exception_handler(LoginRequired)
     async def _sign_in_first(request: Request, exc: LoginRequired) -> Response:

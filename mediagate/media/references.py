@@ -2,7 +2,9 @@
 
 import asyncio
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from mediagate.catalog.spec import InputRules
@@ -32,22 +34,50 @@ class ReferenceError(Exception):
     """One or more reference images are unusable; the message names each by index."""
 
 
+EXAMPLES_PATH = "/static/examples/"
+EXAMPLE_NAME = re.compile(r"^[a-z0-9-]{1,64}\.(png|jpg|webp)$")
+
+
 class ReferenceLoader:
-    def __init__(self, fetcher: SafeFetcher, storage: Storage, own_origins: set[str]) -> None:
+    def __init__(
+        self,
+        fetcher: SafeFetcher,
+        storage: Storage,
+        own_origins: set[str],
+        examples: Path | None = None,
+    ) -> None:
         self.fetcher = fetcher
         self.storage = storage
         self.own_origins = {o.rstrip("/").lower() for o in own_origins}
+        self.examples = examples
+        """The folder behind our own /static/examples/ URLs (the docs' example images)."""
+
+    def _own_path(self, url: str, prefix: str) -> str | None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        if origin not in self.own_origins or not parts.path.startswith(prefix):
+            return None
+        return parts.path.removeprefix(prefix)
 
     def own_file(self, url: str) -> str | None:
         """The storage key behind one of our own file URLs (uploads), if `url` is one."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}".lower()
-        if origin not in self.own_origins or not parts.path.startswith("/files/"):
+        key = self._own_path(url, "/files/")
+        return key if key is not None and valid_key(key) else None
+
+    def own_example(self, url: str) -> Path | None:
+        """The file behind one of our own example-image URLs, if `url` is one."""
+        name = self._own_path(url, EXAMPLES_PATH)
+        if self.examples is None or name is None or not EXAMPLE_NAME.match(name):
             return None
-        key = parts.path.removeprefix("/files/")
-        return key if valid_key(key) else None
+        return self.examples / name
 
     async def load(self, url: str, rules: InputRules) -> bytes:
+        example = self.own_example(url)
+        if example is not None:
+            try:
+                return await asyncio.to_thread(example.read_bytes)
+            except FileNotFoundError:
+                raise FetchError("unreachable", "no such example image") from None
         key = self.own_file(url)
         if key is not None:
             data = await self.storage.get(key)

@@ -14,12 +14,14 @@ from mediagate.ledger import service as ledger
 from mediagate.ledger.service import Mode
 from mediagate.providers.configured import ALL_LIVE, configured_names
 from mediagate.providers.health import provider_status
+from mediagate.providers.sandbox import SandboxProvider
 from mediagate.tasks.models import Task
 from mediagate.web.render import page, redirect
 from mediagate.web.security import admin, check_csrf, form
 from mediagate.web.sessions import Viewer
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+SANDBOX = SandboxProvider.name
 Admin = Annotated[Viewer, Depends(admin)]
 
 
@@ -42,9 +44,11 @@ async def _admin_page(request: Request, who: Viewer, *, error: str | None = None
             }
             for account, email in rows
         ]
-        configured = set(configured_names(settings))
+        # The sandbox serves every test key and needs no credentials: always there.
+        configured = {SANDBOX, *configured_names(settings)}
         providers = [
-            (name, name in configured, await provider_status(session, name)) for name in ALL_LIVE
+            (name, name in configured, await provider_status(session, name))
+            for name in (SANDBOX, *ALL_LIVE)
         ]
         failures = list(
             await session.scalars(

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mediagate.catalog.schemas import example_request, limits_text, model_as_data
+from mediagate.catalog.spec import REFERENCE_PARAM
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest
 from mediagate.core.http import files_base, public_base
@@ -18,6 +19,7 @@ from mediagate.core.state import core_state
 from mediagate.keys import service as keys
 from mediagate.keys.limits import describe_limits, parse_limits
 from mediagate.ledger import service as ledger
+from mediagate.media.references import EXAMPLES_PATH
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import task_as_data
 from mediagate.web import charts, history, usage_stats
@@ -27,6 +29,8 @@ from mediagate.web.security import MaybeViewer, SignedIn, check_csrf, form
 from mediagate.web.sessions import Viewer
 
 router = APIRouter(include_in_schema=False)
+FIRST_KEY_NAME = "first test key"
+EXAMPLE_IMAGE = "fox.png"
 GRACE_CHOICES = {"0": 0, "3600": 3600, "86400": 86400, "604800": 604800}
 
 
@@ -48,15 +52,28 @@ async def home(request: Request, who: MaybeViewer) -> Response:
 @router.get("/dashboard")
 async def dashboard(request: Request, who: SignedIn) -> Response:
     account_id = who.user.account_id
-    async with core_state(request).db.read() as session:
+    core = core_state(request)
+    async with core.db.read() as session:
         balances = {m: await ledger.balance(session, account_id, m) for m in ("live", "test")}
         recent = await history.tasks_page(session, account_id, history.TaskFilter(), 1, 6)
+        has_keys = bool(await keys.list_keys(session, account_id))
+    first_key = None
+    if not has_keys:  # a new account's first visit: a test key to start with, shown once
+        async with core.db.write() as session:
+            _, first_key = await keys.create_key(
+                session,
+                core.settings.hmac_secret,
+                account_id=account_id,
+                mode="test",
+                name=FIRST_KEY_NAME,
+            )
     return page(
         request,
         "dashboard.html",
         who,
         balances=balances,
         tasks=gallery_cards(request, recent[:6]),
+        first_key=first_key,
     )
 
 
@@ -77,22 +94,36 @@ async def models(request: Request, who: MaybeViewer) -> Response:
 @router.get("/models/{model_id}")
 async def model_page(request: Request, model_id: str, who: MaybeViewer) -> Response:
     spec = core_state(request).catalog.get(model_id)
+    base = public_base(request)
+    body = example_request(spec)
+    if REFERENCE_PARAM in body:  # an image this server hosts, so the curl works as written
+        body[REFERENCE_PARAM] = [f"{base}{EXAMPLES_PATH}{EXAMPLE_IMAGE}"]
     return page(
         request,
         "model.html",
         who,
         spec=spec,
         model=model_as_data(spec),
-        base=public_base(request),
-        example=json.dumps(example_request(spec)).replace("'", "'\\''"),
+        base=base,
+        example=json.dumps(body).replace("'", "'\\''"),
         limits=limits_text,
     )
 
 
 @router.get("/console")
 async def console(request: Request, who: SignedIn) -> Response:
-    catalog = core_state(request).catalog
-    return page(request, "console.html", who, models=list(catalog.models.values()))
+    core = core_state(request)
+    async with core.db.read() as session:
+        rows = await keys.list_keys(session, who.user.account_id)
+    now = utcnow()
+    usable = [
+        k
+        for k in sorted(rows, key=lambda k: k.created_at, reverse=True)
+        if not k.revoked_at and (not k.expires_at or k.expires_at > now)
+    ]
+    return page(
+        request, "console.html", who, models=list(core.catalog.models.values()), keys=usable
+    )
 
 
 async def _keys_page(

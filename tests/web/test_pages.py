@@ -62,6 +62,8 @@ async def test_model_page_shows_everything_the_declaration_says(client: httpx2.A
         {
             "model": spec.id,
             **{p.name: p.example for p in spec.params.values() if p.example is not None},
+            # the reference: an example image this server hosts, so the curl works as written
+            "images": ["http://gateway.test/static/examples/fox.png"],
         }
     )
     assert str(escape(example)) in page  # the curl body, readable

@@ -1,13 +1,88 @@
 // The API console: a form generated from the model's declaration (GET /api/v1/models/{id}),
-// the exact curl for it, and the request sent from this page with the user's own key.
+// the exact curl for it, and the request sent from this page with the user's own key,
+// picked from the account's keys (the secret pasted once, kept by this tab: copy.js).
 (() => {
   "use strict";
   const $ = (selector) => document.querySelector(selector);
+  const keys = window.mediagateKeys;
   let model = null;
   let polling = null;
 
-  const remembered = sessionStorage.getItem("mediagate.key");
-  if (remembered) $("#api-key").value = remembered;
+  // The key picker: each of the account's keys by its hint; a secret this tab was given
+  // fills the field, otherwise the page asks for it once.
+  function secretFor(hint) {
+    return keys.remembered().find((secret) => keys.hint(secret) === hint);
+  }
+
+  function pick(hint) {
+    const input = $("#api-key");
+    const option = [...$("#key-pick").options].find((o) => o.value === hint);
+    if (!hint || !option) {
+      input.placeholder = "aio_test_…";
+      $("#key-note").textContent = "Paste the key's secret; this tab remembers it.";
+      return;
+    }
+    const secret = secretFor(hint);
+    input.value = secret || "";
+    input.placeholder = `the secret of ${option.dataset.name} (${hint})`;
+    $("#key-note").textContent = secret
+      ? `Using ${option.dataset.name}, remembered by this tab.`
+      : `Paste the secret of ${option.dataset.name} (${hint}) once: only its hint is stored, and this tab keeps it.`;
+    if (!secret) input.focus();
+  }
+
+  function pickFromSecret() {
+    const secret = $("#api-key").value.trim();
+    const hint = secret ? keys.hint(secret) : "";
+    const known = [...$("#key-pick").options].some((o) => o.value === hint && hint);
+    $("#key-pick").value = known ? hint : "";
+    if (known) {
+      keys.remember(secret);
+      $("#key-note").textContent = "Remembered by this tab.";
+    }
+  }
+
+  const listed = [...$("#key-pick").options].map((o) => o.value).filter(Boolean);
+  pick(listed.find((hint) => secretFor(hint)) || listed[0] || "");
+  $("#key-pick").addEventListener("change", (e) => pick(e.target.value));
+  $("#api-key").addEventListener("input", pickFromSecret);
+
+  // Upload a reference image (POST /api/v1/uploads) and add its URL to `images`.
+  async function upload(file) {
+    const key = $("#api-key").value.trim();
+    const note = $("#upload-note");
+    if (!key) {
+      note.textContent = "Choose or paste a key first: the upload is made with it.";
+      return;
+    }
+    note.textContent = `Uploading ${file.name}…`;
+    const form = new FormData();
+    form.append("file", file);
+    const answer = await fetch("/api/v1/uploads", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}` },
+      body: form,
+    });
+    const data = await answer.json();
+    if (!answer.ok) {
+      note.textContent = `Upload refused (${answer.status}): ${data.error?.message || data.message}`;
+      return;
+    }
+    const images = $("#fields [name=images]");
+    images.value = [...images.value.split(/\s+/).filter(Boolean), data.data.url].join("\n");
+    const img = document.createElement("img");
+    img.src = data.data.url;
+    img.alt = `Uploaded ${file.name} (${data.data.width}×${data.data.height})`;
+    img.width = 96;
+    $("#uploads").append(img);
+    note.textContent = `Uploaded ${file.name}: ${data.data.width}×${data.data.height}, added to images.`;
+    showRequest();
+  }
+
+  $("#upload").addEventListener("change", (e) => {
+    const [file] = e.target.files;
+    if (file) upload(file).finally(() => (e.target.value = ""));
+  });
 
   async function load(id) {
     const answer = await fetch(`/api/v1/models/${encodeURIComponent(id)}`);
@@ -80,6 +155,9 @@
       box.append(field(name, schema, required.has(name), kept[name]));
     }
     $("#fields [name=type]").value = type;
+    const takesImages = props.images?.type === "array";
+    $("#upload-box").hidden = !takesImages;
+    if (!takesImages || !kept.images) $("#uploads").replaceChildren();
     showRequest();
   }
 
@@ -146,7 +224,7 @@
     const form = $("#console-form");
     if (!form.reportValidity()) return;
     const key = $("#api-key").value.trim();
-    sessionStorage.setItem("mediagate.key", key);
+    if (key.startsWith("aio_")) keys.remember(key);
     show("Sending…", {});
     const answer = await fetch(model.endpoint, {
       method: "POST",
