@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright) against a real
-`mediagate serve` process: sign up, a key copied, a sandbox generation from the API
-console, the key revoked and the console refused, the charge in the ledger, an operator's
-grant. Every page is screenshotted under test-artifacts/browser/, and no page loads
-anything from another origin."""
+`mediagate serve` process: the landing page and an HTML 404, sign up and the first test
+key, a key copied, the console's key picker, a reference uploaded from the console and a
+sandbox generation, the task's own page, the key revoked and the console refused, the
+charge in the ledger, an operator's grant. Every page is screenshotted under
+test-artifacts/browser/, and no page loads anything from another origin."""
 
 import os
 import shutil
@@ -19,6 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("MEDIAGATE_TEST_ARTIFACTS", "test-artifacts")) / "browser"
 PASSWORD = "correct horse battery"
+FOX = Path(__file__).parents[2] / "mediagate" / "web" / "static" / "examples" / "fox.png"
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,11 @@ def browser(site: dict[str, Any]) -> Iterator[Any]:
         chromium.close()
 
 
+def hint(secret: str) -> str:
+    """A key as the picker lists it (keys/service.py `hint`)."""
+    return f"{secret[:13]}…{secret[-4:]}"
+
+
 class Tab:
     """A browser context with its network log; every request must stay on our origin."""
 
@@ -96,7 +103,21 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
 
     base = site["base"]
     user = Tab(browser, base)
-    page = user.open("/signup")
+    # A visitor's home page: the offer, the models, the way in.
+    page = user.open("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("One API for generative media models")
+    expect(page.locator('li[data-model="kling-image-o1"] a')).to_have_attribute(
+        "href", "/models/kling-image-o1"
+    )
+    user.shot("00-landing")
+    # A missing page is a page with a way back, not JSON.
+    page = user.open("/no-such-page")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    user.shot("00-not-found")
+    page.get_by_role("link", name="Back to the home page").click()
+    expect(page).to_have_url(f"{base}/")
+    page.get_by_role("main").get_by_role("link", name="Sign up").click()
+    expect(page).to_have_url(f"{base}/signup")
     user.shot("01-signup")
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill(PASSWORD)
@@ -110,7 +131,12 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{base}/dashboard")
     expect(page.locator('[data-balance="test"]').first).to_have_text("100")
+    # The first visit shows a first test key, once.
+    first_key = page.locator("#new-key").inner_text()
+    assert first_key.startswith("aio_test_")
     user.shot("03-dashboard")
+    page = user.open("/dashboard")
+    expect(page.locator("[data-first-key]")).to_have_count(0)
 
     # A test key, created and copied.
     page = user.open("/keys")
@@ -127,6 +153,26 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     page = user.open("/console")
     expect(page.locator("#fields [name=prompt]")).to_be_visible()
     assert page.locator("#api-key").input_value() == key  # carried over from the copy
+    picker = page.locator("#key-pick")
+    assert picker.locator("option:checked").inner_text().startswith("console")
+    # The first key's secret was never given to this tab: the page asks for it, once.
+    picker.select_option(hint(first_key))
+    assert page.locator("#api-key").input_value() == ""
+    expect(page.locator("#key-note")).to_contain_text("Paste the secret of first test key")
+    page.locator("#api-key").fill(first_key)
+    expect(page.locator("#key-note")).to_contain_text("Remembered")
+    page = user.open("/console")
+    page.locator("#key-pick").select_option(hint(first_key))
+    assert page.locator("#api-key").input_value() == first_key  # kept by the tab
+    page.locator("#key-pick").select_option(hint(key))
+    assert page.locator("#api-key").input_value() == key
+    # A reference image uploaded from the console goes into `images`.
+    page.locator("#upload").set_input_files(str(FOX))
+    expect(page.locator("#uploads img")).to_be_visible()
+    expect(page.locator("#upload-note")).to_contain_text("640×640")
+    uploaded = page.locator("#fields [name=images]").input_value()
+    assert uploaded.startswith(f"{base}/files/up_"), uploaded
+    expect(page.locator("#curl")).to_contain_text(uploaded)
     page.locator("#fields [name=prompt]").fill("A lighthouse at dusk")
     page.locator("#fields [name=aspect_ratio]").select_option("16:9")
     expect(page.locator("#curl")).to_contain_text('"aspect_ratio":"16:9"')
@@ -137,14 +183,38 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     page.wait_for_function("document.querySelector('#images img').naturalWidth > 0")
     assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1360, 768]
     user.shot("05-console-generated")
+    # The layout holds after a long answer: the controls keep their height.
+    for control in ("#model", "#key-pick", "#api-key", "#send"):
+        assert page.locator(control).bounding_box()["height"] < 60, control
+
+    # The task's own page, from the gallery.
+    page = user.open("/tasks")
+    page.locator(".task a.thumbs").first.click()
+    expect(page.locator("[data-status]")).to_have_text("completed")
+    expect(page.locator("blockquote.prompt")).to_have_text("A lighthouse at dusk")
+    expect(page.locator('tr[data-param="images"]')).to_contain_text(uploaded)
+    expect(page.locator("#task-curl")).to_contain_text('"aspect_ratio": "16:9"')
+    result = page.locator(".results img").first
+    page.wait_for_function("document.querySelector('.results img').naturalWidth > 0")
+    assert result.evaluate("i => i.naturalWidth") == 1360
+    page.get_by_role("button", name="Copy this code").first.click()
+    assert "/api/v1/images/generations" in page.evaluate("navigator.clipboard.readText()")
+    user.shot("05-task-page")
 
     # Phone-sized console.
     phone = Tab(browser, base, viewport={"width": 390, "height": 844})
     phone.context.add_cookies(user.context.cookies())
     phone.open("/console")
     phone.shot("06-console-phone")
+    phone.open(user.page.url)  # the task page
+    phone.shot("06-task-phone")
     assert not phone.foreign()
     phone.context.close()
+    visitor = Tab(browser, base, viewport={"width": 390, "height": 844})
+    visitor.open("/")
+    visitor.shot("06-landing-phone")
+    assert not visitor.foreign()
+    visitor.context.close()
 
     # Revoke the key: the console's next call is refused with 401.
     page = user.open("/keys")
@@ -200,4 +270,4 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     expect(user.page).to_have_url(f"{base}/login")
 
     assert user.foreign() == [] and operator.foreign() == []
-    assert len(list(ARTIFACTS.glob("*.png"))) == 13
+    assert len(list(ARTIFACTS.glob("*.png"))) == 18

@@ -7,6 +7,7 @@
   const keys = window.mediagateKeys;
   let model = null;
   let polling = null;
+  const uploadBox = $("#upload-box"); // moved under the images field of each form
 
   // The key picker: each of the account's keys by its hint; a secret this tab was given
   // fills the field, otherwise the page asks for it once.
@@ -151,12 +152,14 @@
     const required = new Set(model.params.required || []);
     const box = $("#fields");
     box.replaceChildren();
+    $("#console-form").append(uploadBox); // out of the way while the fields are rebuilt
     for (const [name, schema] of Object.entries(props)) {
       box.append(field(name, schema, required.has(name), kept[name]));
     }
     $("#fields [name=type]").value = type;
     const takesImages = props.images?.type === "array";
-    $("#upload-box").hidden = !takesImages;
+    uploadBox.hidden = !takesImages;
+    if (takesImages) $("#fields [name=images]").closest("label").after(uploadBox);
     if (!takesImages || !kept.images) $("#uploads").replaceChildren();
     showRequest();
   }
