@@ -23,6 +23,8 @@ async def error_page(
     # Below 500 the database is fine, so the header can show who is signed in; a 500 may be
     # the database itself failing, so that page asks it nothing.
     who = await viewer(request) if status < 500 else None
+    if status == 404 and message == "Not Found":  # no route at all: say what was asked for
+        message = f"There is no page at {request.url.path}."
     title = TITLES.get(status, "Something went wrong" if status >= 500 else "Request failed")
     response = page(
         request,

@@ -30,6 +30,7 @@ async def test_a_browser_gets_a_404_page_with_a_way_back(
     assert "default-src 'self'" in answer.headers["content-security-policy"]
     assert "<h1>Page not found</h1>" in answer.text
     assert 'href="/"' in answer.text and "Back to the home page" in answer.text
+    assert ("There is no page at /no-such-page." in answer.text) == (path == "/no-such-page")
 
 
 @pytest.mark.parametrize(
