@@ -300,8 +300,8 @@ def cmd_providers_check(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
     for model in load_catalog(settings.catalog_paths).models.values():
-        prices = ", ".join(f"{t.name} {t.price}" for t in model.types.values())
-        print(f"{model.id:<24} {model.name} ({prices} credits)")
+        prices = ", ".join(f"{t.name}: {t.price.text()}" for t in model.types.values())
+        print(f"{model.id:<24} {model.name} ({prices})")
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mediagate.catalog.openai_rules import parse_openai_rules
+from mediagate.catalog.pricing import parse_price
 from mediagate.catalog.spec import (
     ENDPOINTS,
     InputRules,
@@ -68,9 +69,7 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
             p: override_param(spec, overrides[p]) if p in overrides else spec
             for p, spec in params.items()
         }
-        price = t["price"]
-        if not isinstance(price, int) or price <= 0:
-            raise ValueError(f"type {name}: price must be a positive integer")
+        price = parse_price(t["price"], merged, f"type {name}")
         types[name] = TaskType(name, price, t.get("description", ""), merged)
     default_type = raw.get("default_type", next(iter(types)))
     if default_type not in types:

@@ -82,9 +82,23 @@ def request_schema(model: ModelSpec) -> dict[str, Any]:
     return schema
 
 
+class PricingData(Strict):
+    unit: Literal["request", "image", "second"]
+    per: str | None = Field(description="The param the credits are multiplied by")
+    by: list[str] = Field(description="The params the table is keyed by")
+    credits: float | None = Field(description="Credits per unit (no table)")
+    table: dict[str, float] | None = Field(
+        description='Credits per unit by the values of `by`, joined with "/"'
+    )
+    text: str
+
+
 class TypeData(Strict):
     type: str
-    price: int = Field(description="Credits per request")
+    price: int = Field(
+        description="Credits for a task that leaves the priced params at their defaults"
+    )
+    pricing: PricingData = Field(description="The rule the price of any task is computed by")
     description: str
     default: bool
 
@@ -134,7 +148,8 @@ def model_as_data(model: ModelSpec) -> dict[str, Any]:
         "types": [
             {
                 "type": t.name,
-                "price": t.price,
+                "price": t.price.quote_defaults(t.params),
+                "pricing": t.price.as_data(),
                 "description": t.description,
                 "default": t.name == model.default_type,
             }

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from mediagate.catalog.pricing import PriceRule
+
 ParamType = Literal["string", "integer", "number", "boolean", "array", "url"]
 
 
@@ -41,7 +43,8 @@ ENDPOINTS = (IMAGE_ENDPOINT, VIDEO_ENDPOINT)
 @dataclass(frozen=True)
 class TaskType:
     name: str
-    price: int
+    price: PriceRule
+    """What a task of this type costs, computed from its params (catalog/pricing.py)."""
     description: str
     params: dict[str, ParamSpec]
     """The model's params with this type's overrides applied."""

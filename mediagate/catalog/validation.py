@@ -54,7 +54,9 @@ def validate_request(catalog: Catalog, body: Any, endpoint: str) -> GenerationRe
                 params[name] = spec.default
             continue
         params[name] = check_value(spec, value, type_name)
-    return GenerationRequest(model=model, type=type_name, price=task_type.price, params=params)
+    return GenerationRequest(
+        model=model, type=type_name, price=task_type.price.quote(params), params=params
+    )
 
 
 def _check_type(model: ModelSpec, value: Any) -> str:

@@ -18,6 +18,7 @@ from mediagate.keys import service as keys
 from mediagate.ledger import service as ledger
 from mediagate.tasks.service import task_as_data
 from mediagate.web import history
+from mediagate.web.model_list import ModelFilter, filter_choices, model_groups
 from mediagate.web.render import csv_download, page, redirect
 from mediagate.web.security import MaybeViewer, SignedIn, check_csrf, form
 from mediagate.web.sessions import Viewer
@@ -49,8 +50,14 @@ async def dashboard(request: Request, who: SignedIn) -> Response:
 @router.get("/models")
 async def models(request: Request, who: MaybeViewer) -> Response:
     catalog = core_state(request).catalog
+    chosen = ModelFilter.from_query(request.query_params)
     return page(
-        request, "models.html", who, models=[model_as_data(m) for m in catalog.models.values()]
+        request,
+        "models.html",
+        who,
+        groups=model_groups(catalog, chosen),
+        chosen=chosen,
+        choices=filter_choices(catalog),
     )
 
 

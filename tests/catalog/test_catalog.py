@@ -55,7 +55,7 @@ results = ["outputs[]"]
 
 def test_builtin_declaration() -> None:
     model = load_catalog().get("kling-image-o1")
-    assert {t.name: t.price for t in model.types.values()} == {
+    assert {t.name: t.price.quote({}) for t in model.types.values()} == {
         "image-to-image": 6,
         "ai-multi-shot": 16,
     }
@@ -135,7 +135,20 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
         ]
         painter = (await c.get("/api/v1/models/test-painter")).json()["data"]
         assert painter["types"] == [
-            {"type": "paint", "price": 3, "description": "Paint.", "default": True}
+            {
+                "type": "paint",
+                "price": 3,
+                "pricing": {
+                    "unit": "request",
+                    "per": None,
+                    "by": [],
+                    "credits": 3,
+                    "table": None,
+                    "text": "3 credits per request",
+                },
+                "description": "Paint.",
+                "default": True,
+            }
         ]
         assert painter["params"]["properties"]["num_images"] == {
             "type": "integer",

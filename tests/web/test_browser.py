@@ -169,7 +169,8 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
     user.open("/models")
     user.shot("10-models")
     page = user.open("/models/kling-image-o1")
-    expect(page.locator('tr[data-type="ai-multi-shot"] .price')).to_have_text("16")
+    multi_shot = page.locator('tr[data-type="ai-multi-shot"] .price')
+    expect(multi_shot).to_have_text("16 credits per request")
     user.shot("11-model-page")
 
     # An operator grants credits; the user sees the new balance.
