@@ -66,7 +66,7 @@ class PriceRule:
         return "; ".join(f"{key}: {self.rate_text(c)}" for key, c in self.table.items())
 
     def rate_text(self, credits: float) -> str:
-        """"6 credits per request", "1 credit per image", "0.5 credits per second"."""
+        """ "6 credits per request", "1 credit per image", "0.5 credits per second"."""
         noun = "credit" if credits == 1 else "credits"
         return f"{_number(credits)} {noun} per {self.unit}"
 
