@@ -154,7 +154,7 @@ async def prepare(ctx: StepContext, task: Task) -> Outcome:
         stored.append({"key": key, "width": ref.info.width, "height": ref.info.height})
     prepared: dict[str, Any] = {"references": stored}
     if task.params.get("aspect_ratio") == "auto":
-        ratios = model.params["aspect_ratio"].enum or ()
+        ratios = tuple(str(r) for r in model.params["aspect_ratio"].enum or ())
         first = references[0].info if references else None
         prepared["aspect_ratio"] = (
             nearest_ratio(first.width, first.height, ratios) if first else "1:1"
