@@ -8,6 +8,7 @@ from typing import Any
 from mediagate.catalog.openai_rules import parse_openai_rules
 from mediagate.catalog.pricing import parse_price
 from mediagate.catalog.spec import (
+    ENDPOINTS,
     InputRules,
     ModelSpec,
     TaskType,
@@ -73,6 +74,8 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
     default_type = raw.get("default_type", next(iter(types)))
     if default_type not in types:
         raise ValueError(f"default_type {default_type!r} is not a declared type")
+    if raw["endpoint"] not in ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {list(ENDPOINTS)}")
     inputs = _parse_inputs(raw.get("inputs", {}))
     routes = parse_routes(raw["routes"], types, inputs.formats)
     return ModelSpec(

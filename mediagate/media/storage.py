@@ -13,12 +13,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mediagate.core.settings import Settings
+from mediagate.media.videos import CONTAINERS, sniff_container
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}\.(png|jpg|webp)$")
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}\.(png|jpg|webp|mp4|mov|webm)$")
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+VIDEO_TYPES = {fmt: content_type for fmt, (_, content_type, _) in CONTAINERS.items()}
 MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -42,7 +44,8 @@ def valid_key(key: str) -> bool:
 
 
 def sniffed_type(head: bytes) -> str | None:
-    """The image type the bytes' own magic says (the first 12 bytes are enough), or None.
+    """The image or video type the bytes' own magic says (the first 12 bytes are enough),
+    or None.
 
     Files are typed by what they are, not by their key's extension, so bytes that are not
     one of our image formats are never served as something a browser would render.
@@ -53,7 +56,8 @@ def sniffed_type(head: bytes) -> str | None:
         return "image/jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
-    return None
+    container = sniff_container(head)
+    return VIDEO_TYPES[container] if container else None
 
 
 def build_storage(settings: Settings) -> "LocalStorage | S3Storage":

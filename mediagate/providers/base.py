@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from mediagate.catalog.spec import RouteTask
+from mediagate.catalog.spec import OutputKind, RouteTask
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class ProviderRequest:
     references: tuple[str, ...] | None = None
     """The reference images as this route takes them (URL, our copy's URL, Base64), in
     order; filled in for submit only."""
+    output: OutputKind = "image"
+    """What the task produces (the model's endpoint): images or videos."""
 
     def declared(self, provider: str) -> RouteTask:
         """The route, which a live adapter cannot work without."""

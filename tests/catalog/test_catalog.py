@@ -131,6 +131,7 @@ async def test_second_model_from_a_data_file_only(two_model_app: Any, keys: KeyF
             "kling-image-o1",
             "flux-schnell",
             "kling-v3-omni",
+            "seedance-1-pro",
             "test-painter",
         ]
         painter = (await c.get("/api/v1/models/test-painter")).json()["data"]
@@ -224,6 +225,7 @@ def test_builtin_dir_holds_one_file_per_model() -> None:
         "flux-schnell.toml",
         "kling-image-o1.toml",
         "kling-v3-omni.toml",
+        "seedance-1-pro.toml",
     ]
 
 

@@ -116,7 +116,11 @@ async def test_forced_failure_releases_the_hold(
     task_id = await submit(client, key, prompt="please [sandbox:fail]")
     await make_runner(app).drain()
     task = await fetch(client, key, task_id)
-    assert task["status"] == "failed" and task["credits"] == 0 and task["output"] == {"images": []}
+    assert (
+        task["status"] == "failed"
+        and task["credits"] == 0
+        and task["output"] == {"images": [], "videos": []}
+    )
     assert task["error"]["type"] == "generation_failed"
     assert "[sandbox:fail]" in task["error"]["message"]
     assert await transfers(db, task_id) == ["hold", "release"]
