@@ -1,6 +1,7 @@
 """The provider interface the runner talks to. Live adapters and the sandbox implement it."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from mediagate.catalog.spec import OutputKind, RouteTask
@@ -59,6 +60,9 @@ class Provider(Protocol):
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult: ...
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
-        """The bytes of one result reference returned by `poll`."""
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        """Write one result reference returned by `poll` into the file `dest`, streamed
+        (never whole in memory); over `max_bytes`, a ProviderRejected naming the cap."""
         ...

@@ -15,6 +15,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -130,7 +131,18 @@ class SandboxProvider:
             "completed", outputs=[f"sandbox://{job.id}/{i}" for i in range(_count(request))]
         )
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        """Render the result into `dest` (a sandbox result is small: a few hundred KB)."""
+        data = await self._render_result(output, request)
+        if len(data) > max_bytes:
+            raise ProviderRejected(
+                self.name, f"the result is over this gateway's cap of {max_bytes:,} bytes"
+            )
+        await asyncio.to_thread(dest.write_bytes, data)
+
+    async def _render_result(self, output: str, request: ProviderRequest) -> bytes:
         await self._delay()
         parts = urlsplit(output)
         if parts.scheme != "sandbox":

@@ -304,45 +304,48 @@ async def poll(ctx: StepContext, task: Task) -> Outcome:
 
 
 async def store(ctx: StepContext, task: Task) -> Outcome:
-    """Copy every result into our storage, concurrently; the task completes only once all
-    are stored (a retry rewrites the same files)."""
+    """Copy every result into our storage, concurrently, each streamed through a scratch
+    file (never whole in memory); the task completes only once all are stored (a retry
+    rewrites the same files)."""
     assert task.provider is not None and task.outputs
     provider = ctx.providers.get(task.provider)
     request = accepted_request(ctx, task)
-    if request.output == "video":
-        return await store_videos(ctx, task, request)
+    video = request.output == "video"
+    cap = ctx.settings.video_max_bytes if video else ctx.settings.result_max_bytes
 
     async def store_one(index: int, output: str) -> dict[str, Any]:
-        data = await provider.fetch_result(output, request)
-        try:
-            info = inspect_image(data)
-        except NotAnImage as exc:
-            raise TaskFailed(
-                "generation_failed", f"{task.provider} returned an unusable result image: {exc}"
-            ) from exc
-        key = stored_file_key(ctx, task, "result", index, info.extension)
-        await ctx.storage.put(key, data)
-        return {"key": key, "width": info.width, "height": info.height}
-
-    images = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
-    return Advance("finalize", 0.0, {"images": list(images)})
-
-
-async def store_videos(ctx: StepContext, task: Task, request: ProviderRequest) -> Outcome:
-    """The video results, each through a scratch file (a video can be large)."""
-    assert task.provider is not None and task.outputs
-    provider = ctx.providers.get(task.provider)
-
-    async def store_one(index: int, output: str) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="mediagate-result-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="result-", dir=scratch_dir(ctx)) as scratch:
             path = Path(scratch) / "result"
-            data = await provider.fetch_result(output, request)
-            await asyncio.to_thread(path.write_bytes, data)
-            del data
-            return await store_video(ctx, task, index, path)
+            await provider.save_result(output, request, path, max_bytes=cap)
+            if video:
+                return await store_video(ctx, task, index, path)
+            return await store_image(ctx, task, index, path)
 
-    videos = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
-    return Advance("finalize", 0.0, {"videos": list(videos)})
+    stored = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
+    return Advance("finalize", 0.0, {"videos" if video else "images": list(stored)})
+
+
+def scratch_dir(ctx: StepContext) -> Path:
+    """Where results wait between download and storage: on the data disk, not /tmp
+    (which may be a small RAM disk)."""
+    path = ctx.settings.data_dir / "scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def store_image(ctx: StepContext, task: Task, index: int, path: Path) -> dict[str, Any]:
+    """Check one downloaded image (at most MEDIAGATE_RESULT_MAX_BYTES) and keep it."""
+    data = await asyncio.to_thread(path.read_bytes)
+    try:
+        info = inspect_image(data)
+    except NotAnImage as exc:
+        raise TaskFailed(
+            "generation_failed", f"{task.provider} returned an unusable result image: {exc}"
+        ) from exc
+    del data
+    key = stored_file_key(ctx, task, "result", index, info.extension)
+    await ctx.storage.put_file(key, path, f"image/{info.format}")
+    return {"key": key, "width": info.width, "height": info.height}
 
 
 async def store_video(ctx: StepContext, task: Task, index: int, path: Path) -> dict[str, Any]:
@@ -357,7 +360,7 @@ async def store_video(ctx: StepContext, task: Task, index: int, path: Path) -> d
         ) from exc
     key = stored_file_key(ctx, task, "result", index, info.extension)
     poster_key = stored_file_key(ctx, task, "poster", index, poster_info.extension)
-    await ctx.storage.put(key, await asyncio.to_thread(path.read_bytes))
+    await ctx.storage.put_file(key, path, info.content_type)
     await ctx.storage.put(poster_key, still)
     return {
         "key": key,

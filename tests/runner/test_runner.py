@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -214,7 +215,9 @@ class ExplodingProvider:
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:
         raise AssertionError("not reached")
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
         raise AssertionError("not reached")
 
 
