@@ -1,6 +1,7 @@
 """One real `mediagate serve` (sandbox: test keys complete their tasks) for the client's
 tests, on SQLite or, with --db=postgresql, on a database of its own."""
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def new_key(server: Server, request: pytest.FixtureRequest) -> Callable[..., str
     made = iter(range(1000))
 
     def make(credits: int = 100) -> str:
-        account = f"{request.node.name[:40]}-{next(made)}"
+        # Account names take letters, digits and ._@+- only.
+        account = re.sub(r"[^\w.@+-]", "-", request.node.name[:40], flags=re.ASCII)
+        account = f"{account}-{next(made)}"
         return create_key(server.env, account=account, credits=credits)
 
     return make
