@@ -139,6 +139,7 @@ class SandboxProvider:
         multi_shot = request.type == MULTI_SHOT
         total = len(VIEWS) if multi_shot else int(request.params.get("num_images", 1))
         aspect_ratio, resolution = _output_shape(request)
+        size = _output_dims(request)
         # Made by the poll that found the job done; only a job polled by an older version
         # (or a concurrent fetch of one) makes them here.
         keys = await self._thumbnails(job, request, budget_s=None) or []
@@ -150,6 +151,7 @@ class SandboxProvider:
                 prompt=request.params.get("prompt", ""),
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
+                size=size,
                 index=index,
                 total=total,
                 view=VIEWS[index] if multi_shot else None,
@@ -169,7 +171,7 @@ class SandboxProvider:
         made: list[str | None] = list(job.request.get("thumbnails", []))
         if len(made) < len(references):
             box = reference_box(
-                output_size(*_output_shape(request)), len(references), multi_shot=multi_shot
+                _output_dims(request), len(references), multi_shot=multi_shot
             )
             loop = asyncio.get_running_loop()
             async with self._slot():
@@ -222,6 +224,15 @@ def _output_shape(request: ProviderRequest) -> tuple[str, str]:
     if aspect_ratio == "auto":
         aspect_ratio = request.prepared.get("aspect_ratio", "1:1")
     return aspect_ratio, request.params.get("resolution", "1k")
+
+
+def _output_dims(request: ProviderRequest) -> tuple[int, int]:
+    """Pixel size of the outputs: the model's declared `[sandbox]` size (prepare puts it
+    in `output_size`), else about 1 MP (1k) or 4 MP (2k) at the aspect ratio."""
+    declared = request.prepared.get("output_size")
+    if declared:
+        return int(declared[0]), int(declared[1])
+    return output_size(*_output_shape(request))
 
 
 def _draw(thumbnails: list[bytes], **params: Any) -> bytes:

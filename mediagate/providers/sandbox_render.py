@@ -63,6 +63,7 @@ def render(
     resolution: str,
     index: int,
     total: int,
+    size: tuple[int, int] | None = None,
     references: list[Image.Image] | None = None,
     view: str | None = None,
 ) -> bytes:
@@ -70,7 +71,7 @@ def render(
     bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view.
     References come from `thumbnail` at `reference_box`, so nothing large is decoded here."""
     references = references or []
-    width, height = output_size(aspect_ratio, resolution)
+    width, height = size or output_size(aspect_ratio, resolution)
     seed = hashlib.sha256(f"{prompt}|{aspect_ratio}|{resolution}|{index}".encode()).digest()
     top, bottom = seed[:3], seed[3:6]
     # Draw small, scale up: a smooth gradient at a fraction of the cost.
