@@ -170,9 +170,7 @@ class SandboxProvider:
             references = references[:1]  # every view shows the one subject
         made: list[str | None] = list(job.request.get("thumbnails", []))
         if len(made) < len(references):
-            box = reference_box(
-                _output_dims(request), len(references), multi_shot=multi_shot
-            )
+            box = reference_box(_output_dims(request), len(references), multi_shot=multi_shot)
             loop = asyncio.get_running_loop()
             async with self._slot():
                 started = loop.time()
