@@ -167,6 +167,22 @@ class OpenAIRules:
 
 
 @dataclass(frozen=True)
+class SandboxRules:
+    """How the sandbox sizes a test-mode output when the model's size param is not an
+    aspect ratio (the model file's `[sandbox]` table, checked at load): `size_from`
+    names an enum param and `sizes` gives the pixel size of each of its values."""
+
+    size_from: str | None = None
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def output_size(self, params: dict[str, Any]) -> tuple[int, int] | None:
+        """The declared (width, height) for these params; None: size by aspect ratio."""
+        if self.size_from is None:
+            return None
+        return self.sizes.get(str(params.get(self.size_from)))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     name: str
@@ -185,6 +201,9 @@ class ModelSpec:
     position: int = 100
     """Place in /models, the console and /api/v1/models (lower first, then by file name)."""
     openai: OpenAIRules = field(default_factory=OpenAIRules)
+    sandbox: SandboxRules = field(default_factory=SandboxRules)
+    sources: tuple[str, ...] = ()
+    """The documentation the declaration was made from (the file's `sources`)."""
 
     def task_type(self, name: str) -> TaskType:
         return self.types[name]

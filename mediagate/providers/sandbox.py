@@ -157,6 +157,7 @@ class SandboxProvider:
         multi_shot = request.type == MULTI_SHOT
         total = len(VIEWS) if multi_shot else int(request.params.get("num_images", 1))
         aspect_ratio, resolution = _output_shape(request)
+        size = _output_dims(request)
         # Made by the poll that found the job done; only a job polled by an older version
         # (or a concurrent fetch of one) makes them here.
         keys = await self._thumbnails(job, request, budget_s=None) or []
@@ -168,6 +169,7 @@ class SandboxProvider:
                 prompt=request.params.get("prompt", ""),
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
+                size=size,
                 index=index,
                 total=total,
                 view=VIEWS[index] if multi_shot else None,
@@ -271,7 +273,7 @@ def _reference_box(request: ProviderRequest, count: int) -> tuple[int, int]:
         aspect_ratio = _output_shape(request)[0]
         side = max(video_size(aspect_ratio, request.params.get("resolution", VIDEO_RESOLUTION)))
         return side, side
-    size = output_size(*_output_shape(request))
+    size = _output_dims(request)
     return reference_box(size, count, multi_shot=request.type == MULTI_SHOT)
 
 
@@ -283,6 +285,15 @@ def _draw_video(thumbnails: list[bytes], **params: Any) -> bytes:
     first = frames[0] if frames else None
     last = frames[1] if len(frames) > 1 else None
     return render_video(first=first, last=last, **params)
+
+
+def _output_dims(request: ProviderRequest) -> tuple[int, int]:
+    """Pixel size of the outputs: the model's declared `[sandbox]` size (prepare puts it
+    in `output_size`), else about 1 MP (1k) or 4 MP (2k) at the aspect ratio."""
+    declared = request.prepared.get("output_size")
+    if declared:
+        return int(declared[0]), int(declared[1])
+    return output_size(*_output_shape(request))
 
 
 def _draw(thumbnails: list[bytes], **params: Any) -> bytes:

@@ -77,6 +77,7 @@ def render(
     resolution: str,
     index: int,
     total: int,
+    size: tuple[int, int] | None = None,
     references: list[Image.Image] | None = None,
     view: str | None = None,
 ) -> bytes:
@@ -84,7 +85,7 @@ def render(
     bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view.
     References come from `thumbnail` at `reference_box`, so nothing large is decoded here."""
     references = references or []
-    width, height = output_size(aspect_ratio, resolution)
+    width, height = size or output_size(aspect_ratio, resolution)
     image = gradient(f"{prompt}|{aspect_ratio}|{resolution}|{index}", (width, height))
     draw = ImageDraw.Draw(image)
     unit = max(12, min(width, height) // 14)

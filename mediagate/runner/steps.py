@@ -159,6 +159,9 @@ async def prepare(ctx: StepContext, task: Task) -> Outcome:
         prepared["aspect_ratio"] = (
             nearest_ratio(first.width, first.height, ratios) if first else "1:1"
         )
+    size = model.sandbox.output_size(task.params)
+    if size is not None:  # the sandbox draws test outputs at the size the model declares
+        prepared["output_size"] = list(size)
     return Advance("submit", values={"prepared": prepared})
 
 
