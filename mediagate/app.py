@@ -60,7 +60,9 @@ from mediagate.web import admin as web_admin
 from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
+from mediagate.web import task_pages as web_task_pages
 from mediagate.web.auth_limits import AuthLimits
+from mediagate.web.error_pages import error_page
 from mediagate.web.security import LoginRequired
 from mediagate.webhooks.service import CallbackSender
 
@@ -242,7 +244,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         return app.openapi_schema or finish_openapi(generated_openapi())
 
     app.openapi = openapi  # type: ignore[method-assign]
-    install_error_handlers(app)
+    install_error_handlers(app, error_page)
     app.add_middleware(
         BodyLimitMiddleware, caps=body_caps(settings), shapes=(("/v1/", openai_body_error),)
     )
@@ -258,6 +260,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(openai_router)
     app.include_router(web_auth.router)
     app.include_router(web_pages.router)
+    app.include_router(web_task_pages.router)
     app.include_router(web_admin.router)
     for router in (billing_routes.pages, billing_routes.api, billing_admin.router):
         app.include_router(router)

@@ -3,12 +3,13 @@
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +20,12 @@ log = logging.getLogger("mediagate.http")
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HTTP_TYPES = {404: "not_found", 401: "authentication_error", 429: "rate_limit_error"}
+API_PREFIXES = ("/api/", "/v1/")
+"""Machine doors: their errors are always the JSON shape, whatever the client accepts."""
+
+HtmlErrorPage = Callable[[Request, int, str, dict[str, str] | None], Awaitable[Response]]
+"""Renders an error as a page for a person (status, message, headers): given by the web
+layer, so this module imports no domain."""
 
 
 class RequestIdFilter(logging.Filter):
@@ -90,36 +97,78 @@ def success(data: Any) -> JSONResponse:
     return JSONResponse({"code": 200, "message": "success", "data": data})
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def _quality(media_range: str) -> tuple[str, float]:
+    kind, *options = (part.strip() for part in media_range.split(";"))
+    q = 1.0
+    for option in options:
+        name, _, value = option.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0
+    return kind.lower(), q
+
+
+def wants_html(request: Request) -> bool:
+    """A person's browser asking for a page: not an API door, and Accept names text/html
+    at least as highly as JSON (a browser's navigation does; fetch() and curl do not)."""
+    if request.url.path.startswith(API_PREFIXES):
+        return False
+    ranges = dict(_quality(r) for r in request.headers.get("accept", "").split(",") if r.strip())
+    html = ranges.get("text/html", 0.0)
+    return html > 0 and html >= ranges.get("application/json", 0.0)
+
+
+def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None) -> None:
+    """Every error in the one JSON shape; as a page (`html_page`) when a browser navigates."""
+
+    async def answer(
+        request: Request,
+        status: int,
+        type_: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        if html_page is not None and wants_html(request):
+            return await html_page(request, status, message, headers)
+        return error_response(status, type_, message, param, headers)
+
     @app.exception_handler(MediagateError)
-    async def _ours(request: Request, exc: MediagateError) -> JSONResponse:
+    async def _ours(request: Request, exc: MediagateError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", exc.type, exc.message)
-        return error_response(exc.status, exc.type, exc.message, exc.param, exc.headers)
+        return await answer(request, exc.status, exc.type, exc.message, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        return error_response(
-            400, InvalidRequest.type, first.get("msg", "Invalid request"), ".".join(loc) or None
+        return await answer(
+            request,
+            400,
+            InvalidRequest.type,
+            first.get("msg", "Invalid request"),
+            ".".join(loc) or None,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         type_ = HTTP_TYPES.get(
             exc.status_code, "invalid_request_error" if exc.status_code < 500 else "api_error"
         )
-        return error_response(
-            exc.status_code, type_, str(exc.detail), headers=getattr(exc, "headers", None)
+        return await answer(
+            request, exc.status_code, type_, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> Response:
         request_id = getattr(request.state, "request_id", "-")
         request_id_var.set(request_id)
         log.exception("unhandled error (request %s)", request_id)
-        return error_response(
+        return await answer(
+            request,
             500,
             "api_error",
             f"Internal server error (request id {request_id})",

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 from datetime import date
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -17,6 +18,7 @@ from mediagate.core.state import core_state
 from mediagate.keys import service as keys
 from mediagate.keys.limits import describe_limits, parse_limits
 from mediagate.ledger import service as ledger
+from mediagate.tasks.models import Task
 from mediagate.tasks.service import task_as_data
 from mediagate.web import charts, history, usage_stats
 from mediagate.web.model_list import ModelFilter, filter_choices, model_groups
@@ -28,9 +30,19 @@ router = APIRouter(include_in_schema=False)
 GRACE_CHOICES = {"0": 0, "3600": 3600, "86400": 86400, "604800": 604800}
 
 
+def gallery_cards(request: Request, rows: list[Task]) -> list[dict[str, Any]]:
+    """The public task objects of a gallery, each with its prompt."""
+    base = files_base(request)
+    return [{**task_as_data(t, base), "prompt": t.params.get("prompt")} for t in rows]
+
+
 @router.get("/")
-async def home(who: MaybeViewer) -> Response:
-    return redirect("/dashboard" if who else "/login")
+async def home(request: Request, who: MaybeViewer) -> Response:
+    """Signed in: the overview. Otherwise what this gateway offers, and its models."""
+    if who:
+        return redirect("/dashboard")
+    catalog = core_state(request).catalog
+    return page(request, "landing.html", None, models=list(catalog.models.values()))
 
 
 @router.get("/dashboard")
@@ -44,7 +56,7 @@ async def dashboard(request: Request, who: SignedIn) -> Response:
         "dashboard.html",
         who,
         balances=balances,
-        tasks=[task_as_data(t, files_base(request)) for t in recent[:6]],
+        tasks=gallery_cards(request, recent[:6]),
     )
 
 
@@ -295,7 +307,7 @@ async def tasks_gallery(request: Request, who: SignedIn) -> Response:
         request,
         "tasks.html",
         who,
-        tasks=[task_as_data(t, files_base(request)) for t in rows[:24]],
+        tasks=gallery_cards(request, rows[:24]),
         more=len(rows) > 24,
         at=at,
     )

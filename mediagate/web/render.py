@@ -14,6 +14,14 @@ from mediagate.web.sessions import Viewer
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
+def human_number(value: object) -> str:
+    """1234567 -> "1,234,567" (credits, counts); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+templates.env.filters["number"] = human_number
+
+
 def page(
     request: Request, name: str, viewer: Viewer | None, status: int = 200, **context: Any
 ) -> HTMLResponse:

@@ -60,3 +60,14 @@ async def post_form(
     """Post a form of `page` to `target` with the session's token, as its own form would."""
     token = page_token((await client.get(page)).text)
     return await client.post(target, data={**fields, "csrf_token": token})
+
+
+NEW_KEY = re.compile(r'<code id="new-key">(aio_(?:test|live)_\w+)</code>')
+
+
+async def create_key(client: httpx2.AsyncClient, name: str = "app", mode: str = "test") -> str:
+    """A key made on the keys page; its secret, shown that once."""
+    answer = await post_form(client, "/keys", "/keys", name=name, mode=mode)
+    found = NEW_KEY.search(answer.text)
+    assert found, answer.text
+    return found.group(1)
