@@ -547,6 +547,24 @@ async def result_video(request: Request) -> Response:
     return Response(mp4(), media_type="video/mp4")
 
 
+def _documented_endpoints(name: str) -> dict[str, dict[str, Any]]:
+    """More endpoints' input rules, from a fixture naming each one's source."""
+    raw = json.loads((FIXTURES / f"{name}.json").read_text())
+    return {
+        endpoint: {
+            "required": set(spec["required"]),
+            "allowed": set(spec["allowed"]),
+            "enums": {k: tuple(v) for k, v in spec["enums"].items()},
+            "result": "result",
+        }
+        for endpoint, spec in raw.items()
+        if not endpoint.startswith("_")
+    }
+
+
+FAL_ENDPOINTS.update(_documented_endpoints("fal_endpoints"))
+
+
 def fal_app(state: FakeState) -> Starlette:
     def authorized(request: Request) -> bool:
         return request.headers.get("authorization") == f"Key {state.key}"
