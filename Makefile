@@ -26,13 +26,14 @@ browser:  ## Debian's chromium for the browser tests (they are skipped without i
 	  || echo "chromium could not be installed: the browser tests will be skipped"
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediagate tests bench
-	$(BIN)/ruff format --check mediagate tests bench
+	$(BIN)/ruff check mediagate tests bench clients/python
+	$(BIN)/ruff format --check mediagate tests bench clients/python
 	$(BIN)/mypy
+	$(BIN)/mypy --strict clients/python/src
 
 format: $(STAMP)
-	$(BIN)/ruff format mediagate tests bench
-	$(BIN)/ruff check --fix mediagate tests bench
+	$(BIN)/ruff format mediagate tests bench clients/python
+	$(BIN)/ruff check --fix mediagate tests bench clients/python
 
 bench: $(STAMP)  ## the benchmark suite (about 10 min): bench/results/ and docs/performance.md
 	$(BIN)/python -m bench

@@ -72,6 +72,8 @@ class Handler(BaseHTTPRequestHandler):
             self._drip()
         elif parts.path == "/endless":
             self._endless()
+        elif parts.path == "/stream":
+            self._stream(int(query["bytes"]), declare=query.get("declare") == "1")
         elif parts.path == "/huge-length":
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
@@ -134,6 +136,28 @@ class Handler(BaseHTTPRequestHandler):
             if not self._write(framed):
                 return
 
+    def _stream(self, size: int, *, declare: bool) -> None:
+        """`size` bytes of a repeating pattern, generated as they go (never built whole),
+        chunked unless `declare`; what was sent is counted in `server.sent`."""
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        if declare:
+            self.send_header("Content-Length", str(size))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = bytes(range(256)) * 256
+        left = size
+        while left > 0:
+            piece = chunk[: min(left, len(chunk))]
+            framed = piece if declare else f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+            if not self._write(framed):
+                return
+            self.server.sent[self.path] = self.server.sent.get(self.path, 0) + len(piece)
+            left -= len(piece)
+        if not declare:
+            self._write(b"0\r\n\r\n")
+
 
 class ImageServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -141,6 +165,7 @@ class ImageServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.hits: list[str] = []
+        self.sent: dict[str, int] = {}
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients hanging up on the misbehaving routes is the point; anything else is a bug."""

@@ -8,8 +8,11 @@ from typing import Any
 from mediagate.catalog.openai_rules import parse_openai_rules
 from mediagate.catalog.pricing import parse_price
 from mediagate.catalog.spec import (
+    ENDPOINTS,
     InputRules,
     ModelSpec,
+    ParamSpec,
+    SandboxRules,
     TaskType,
     override_param,
     parse_param,
@@ -73,6 +76,8 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
     default_type = raw.get("default_type", next(iter(types)))
     if default_type not in types:
         raise ValueError(f"default_type {default_type!r} is not a declared type")
+    if raw["endpoint"] not in ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {list(ENDPOINTS)}")
     inputs = _parse_inputs(raw.get("inputs", {}))
     routes = parse_routes(raw["routes"], types, inputs.formats)
     return ModelSpec(
@@ -92,7 +97,42 @@ def parse_spec(raw: dict[str, Any]) -> ModelSpec:
         faq=tuple((f["q"], f["a"]) for f in raw.get("faq", ())),
         position=int(raw.get("position", 100)),
         openai=parse_openai_rules(raw.get("openai", {}), types, default_type),
+        sandbox=_parse_sandbox(raw.get("sandbox", {}), params),
+        sources=_parse_sources(raw.get("sources", [])),
     )
+
+
+def _parse_sources(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(u, str) and u.startswith(("https://", "http://")) for u in raw
+    ):
+        raise ValueError("sources: must be a list of documentation URLs")
+    return tuple(raw)
+
+
+def _parse_sandbox(raw: dict[str, Any], params: dict[str, ParamSpec]) -> SandboxRules:
+    """`[sandbox]`: `size_from` (an enum param) and `sizes` ("WxH" for each of its values)."""
+    unknown = set(raw) - {"size_from", "sizes"}
+    if unknown:
+        raise ValueError(f"sandbox: unknown keys {sorted(unknown)}")
+    size_from = raw.get("size_from")
+    if size_from is None:
+        if "sizes" in raw:
+            raise ValueError("sandbox: sizes needs size_from")
+        return SandboxRules()
+    spec = params.get(size_from)
+    if spec is None or not spec.enum:
+        raise ValueError(f"sandbox.size_from: {size_from!r} is not an enum param")
+    sizes: dict[str, tuple[int, int]] = {}
+    for value, text in raw.get("sizes", {}).items():
+        width, _, height = str(text).partition("x")
+        if not (width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+            raise ValueError(f"sandbox.sizes.{value}: {text!r} is not a size like 1024x768")
+        sizes[value] = (int(width), int(height))
+    uncovered = [v for v in spec.enum if v not in sizes]
+    if uncovered or set(sizes) - set(spec.enum):
+        raise ValueError(f"sandbox.sizes: must give a size for exactly {list(spec.enum)}")
+    return SandboxRules(size_from=size_from, sizes=sizes)
 
 
 def _parse_inputs(raw: dict[str, Any]) -> InputRules:

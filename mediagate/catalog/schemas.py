@@ -7,7 +7,14 @@ from pydantic import Field
 from mediagate.catalog.spec import ModelSpec, ParamSpec
 from mediagate.core.schemas import Strict
 
-JSON_TYPES = {"string": "string", "integer": "integer", "array": "array", "url": "string"}
+JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "url": "string",
+}
 
 
 def param_schema(spec: ParamSpec) -> dict[str, Any]:
@@ -182,5 +189,5 @@ def limits_text(spec: ParamSpec) -> str:
     if spec.item_max_length is not None:
         parts.append(f"each at most {spec.item_max_length} characters")
     if spec.enum:
-        parts.append("one of " + ", ".join(spec.enum))
+        parts.append("one of " + ", ".join(map(str, spec.enum)))
     return "; ".join(parts)

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from mediagate.catalog.pricing import PriceRule
 
-ParamType = Literal["string", "integer", "array", "url"]
+ParamType = Literal["string", "integer", "number", "boolean", "array", "url"]
 
 
 @dataclass(frozen=True)
@@ -15,13 +15,14 @@ class ParamSpec:
     description: str = ""
     required: bool = False
     default: Any = None
-    enum: tuple[str, ...] | None = None
+    enum: tuple[str, ...] | tuple[int, ...] | None = None
+    """Allowed values: strings for a string param, integers for an integer one."""
     case_insensitive: bool = False
     trim: bool = False
     min_length: int | None = None
     max_length: int | None = None
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     items: ParamType | None = None
     min_items: int | None = None
     max_items: int | None = None
@@ -31,6 +32,12 @@ class ParamSpec:
     gateway: bool = False
     """Handled by the gateway itself (e.g. callback_url): never sent to a provider, so
     routes need not map it."""
+
+
+OutputKind = Literal["image", "video"]
+IMAGE_ENDPOINT = "images/generations"
+VIDEO_ENDPOINT = "videos/generations"
+ENDPOINTS = (IMAGE_ENDPOINT, VIDEO_ENDPOINT)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ class FieldMap:
     """Send a list as objects: each element `x` as `{item: x}`."""
     first: bool = False
     """Send only the first element of a list (absent when the list is empty)."""
+    index: int | None = None
+    """Send only element `index` of a list (absent when the list is shorter): a video
+    model's last frame is `images[1]`."""
     omit_empty: bool = False
     """Leave the field out when the value is empty."""
 
@@ -157,6 +167,22 @@ class OpenAIRules:
 
 
 @dataclass(frozen=True)
+class SandboxRules:
+    """How the sandbox sizes a test-mode output when the model's size param is not an
+    aspect ratio (the model file's `[sandbox]` table, checked at load): `size_from`
+    names an enum param and `sizes` gives the pixel size of each of its values."""
+
+    size_from: str | None = None
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def output_size(self, params: dict[str, Any]) -> tuple[int, int] | None:
+        """The declared (width, height) for these params; None: size by aspect ratio."""
+        if self.size_from is None:
+            return None
+        return self.sizes.get(str(params.get(self.size_from)))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     name: str
@@ -175,9 +201,17 @@ class ModelSpec:
     position: int = 100
     """Place in /models, the console and /api/v1/models (lower first, then by file name)."""
     openai: OpenAIRules = field(default_factory=OpenAIRules)
+    sandbox: SandboxRules = field(default_factory=SandboxRules)
+    sources: tuple[str, ...] = ()
+    """The documentation the declaration was made from (the file's `sources`)."""
 
     def task_type(self, name: str) -> TaskType:
         return self.types[name]
+
+    @property
+    def output(self) -> "OutputKind":
+        """What the model's tasks produce, from the route it is served on."""
+        return "video" if self.endpoint == VIDEO_ENDPOINT else "image"
 
     def routes_for(self, type_name: str) -> list[str]:
         return [r.provider for r in self.routes if type_name in r.tasks]
@@ -201,11 +235,38 @@ def parse_param(name: str, raw: dict[str, Any]) -> ParamSpec:
     for key in ("enum", "schemes"):
         if key in values:
             values[key] = tuple(values[key])
-    return ParamSpec(name=name, **values)
+    spec = ParamSpec(name=name, **values)
+    check_param(spec)
+    return spec
+
+
+ENUM_TYPES: dict[str, type] = {"string": str, "integer": int}
+
+
+def check_param(spec: ParamSpec) -> None:
+    """A declaration that contradicts itself stops the load (e.g. a string in an integer
+    enum, or a default outside the enum)."""
+    if spec.enum is not None:
+        kind = ENUM_TYPES.get(spec.type)
+        if kind is None:
+            raise ValueError(f"param {spec.name}: enum applies to string and integer params")
+        if not spec.enum or not all(
+            isinstance(v, kind) and not isinstance(v, bool) for v in spec.enum
+        ):
+            raise ValueError(f"param {spec.name}: enum must list {spec.type} values")
+        if spec.default is not None and spec.default not in spec.enum:
+            raise ValueError(f"param {spec.name}: default {spec.default!r} is not in enum")
+    if spec.type == "boolean" and spec.default is not None and not isinstance(spec.default, bool):
+        raise ValueError(f"param {spec.name}: a boolean default must be true or false")
 
 
 def override_param(base: ParamSpec, raw: dict[str, Any]) -> ParamSpec:
     unknown = set(raw) - PARAM_KEYS
     if unknown:
         raise ValueError(f"param {base.name}: unknown override keys {sorted(unknown)}")
-    return replace(base, **raw)
+    values = dict(raw)
+    if "enum" in values:
+        values["enum"] = tuple(values["enum"])
+    spec = replace(base, **values)
+    check_param(spec)
+    return spec

@@ -20,7 +20,7 @@ from mediagate.catalog.spec import (
 )
 
 TASK_KEYS = {f for f in RouteTask.__dataclass_fields__} | {"fields"}
-FIELD_KEYS = {"from", "values", "case", "prompt_refs", "item", "first", "omit_empty"}
+FIELD_KEYS = {"from", "values", "case", "prompt_refs", "item", "first", "index", "omit_empty"}
 PATH = re.compile(r"^[A-Za-z_][\w]*(\[\])?(\.[A-Za-z_][\w]*(\[\])?)*$")
 CONVERTING = ("stored_url", "base64", "data_uri")
 
@@ -145,7 +145,7 @@ def _parse_field(where: str, raw: Any, params: dict[str, ParamSpec]) -> FieldMap
     if values is not None:
         if not isinstance(values, dict):
             raise RouteError(f"{where}.values", "must be a table of our value = theirs")
-        uncovered = [v for v in spec.enum or () if v not in values]
+        uncovered = [v for v in spec.enum or () if value_key(v) not in values]
         if uncovered:
             raise RouteError(f"{where}.values", f"no upstream value for {uncovered}")
     case = raw.get("case")
@@ -154,8 +154,13 @@ def _parse_field(where: str, raw: Any, params: dict[str, ParamSpec]) -> FieldMap
     refs = raw.get("prompt_refs")
     if refs is not None and (not isinstance(refs, str) or "{n}" not in refs):
         raise RouteError(f"{where}.prompt_refs", 'must contain {n}, e.g. "@Image{n}"')
-    if (raw.get("item") or raw.get("first")) and spec.type != "array":
-        raise RouteError(where, f"item and first apply to lists; {source} is a {spec.type}")
+    index = raw.get("index")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        raise RouteError(f"{where}.index", "must be a list position (0, 1, ...)")
+    if index is not None and raw.get("first"):
+        raise RouteError(where, "first and index are two ways to pick one element: use one")
+    if (raw.get("item") or raw.get("first") or index is not None) and spec.type != "array":
+        raise RouteError(where, f"item, first and index apply to lists; {source} is a {spec.type}")
     return FieldMap(
         source=source,
         values=values,
@@ -163,8 +168,17 @@ def _parse_field(where: str, raw: Any, params: dict[str, ParamSpec]) -> FieldMap
         prompt_refs=refs,
         item=raw.get("item"),
         first=bool(raw.get("first", False)),
+        index=index,
         omit_empty=bool(raw.get("omit_empty", False)),
     )
+
+
+def value_key(value: Any) -> str:
+    """How one of our values is spelled as a key of `values` (TOML keys are strings):
+    `5`, `true`/`false`, or the string itself."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _table(where: str, raw: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Check a request body against a model's declaration and fill in defaults."""
 
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,6 +80,12 @@ def check_value(spec: ParamSpec, value: Any, type_name: str) -> Any:
             return _check_string(spec, value)
         case "integer":
             return _check_integer(spec, value, type_name)
+        case "number":
+            return _check_number(spec, value)
+        case "boolean":
+            if not isinstance(value, bool):
+                raise InvalidRequest(f"{spec.name} must be true or false", param=spec.name)
+            return value
         case "url":
             return _check_url(spec, spec.name, value)
         case "array":
@@ -96,7 +103,7 @@ def _check_string(spec: ParamSpec, value: Any) -> str:
         candidate = value.lower() if spec.case_insensitive else value
         if candidate not in spec.enum:
             raise InvalidRequest(
-                f"{spec.name} must be one of: {', '.join(spec.enum)}", param=spec.name
+                f"{spec.name} must be one of: {', '.join(map(str, spec.enum))}", param=spec.name
             )
         return candidate
     _check_length(spec, spec.name, value)
@@ -131,12 +138,29 @@ def _check_length(spec: ParamSpec, label: str, value: str) -> None:
 def _check_integer(spec: ParamSpec, value: Any, type_name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{spec.name} must be an integer", param=spec.name)
+    if spec.enum is not None:
+        if value not in spec.enum:
+            allowed = ", ".join(str(v) for v in spec.enum)
+            raise InvalidRequest(f"{spec.name} must be one of: {allowed}", param=spec.name)
+        return value
+    _check_range(spec, value, type_name)
+    return value
+
+
+def _check_number(spec: ParamSpec, value: Any) -> float:
+    # JSON has one number type: 5 and 5.0 are the same number.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidRequest(f"{spec.name} must be a number", param=spec.name)
+    _check_range(spec, value, "")
+    return float(value)
+
+
+def _check_range(spec: ParamSpec, value: float, type_name: str) -> None:
     if spec.minimum is not None and value < spec.minimum:
         raise InvalidRequest(f"{spec.name} must be at least {spec.minimum}", param=spec.name)
     if spec.maximum is not None and value > spec.maximum:
         suffix = f" for type {type_name}" if spec.maximum == spec.minimum else ""
         raise InvalidRequest(f"{spec.name} must be at most {spec.maximum}{suffix}", param=spec.name)
-    return value
 
 
 def _check_url(spec: ParamSpec, label: str, value: Any) -> str:

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     fal `has_nsfw_concepts`): fail the task as content_policy_violation (nothing charged),
     drop the flagged images and deliver the rest, or deliver everything."""
     provider_timeout_s: float = 30.0
+    result_max_bytes: int = Field(default=50_000_000, gt=0)
+    """The largest result image we mirror from a provider; a bigger one fails the task."""
+    video_max_bytes: int = Field(default=500_000_000, gt=0)
+    """The largest result video we mirror (streamed to storage, never held in memory)."""
+    result_download_timeout_s: float = Field(default=600.0, gt=0)
+    """How long one result's download may take in all (a stalled one fails sooner, after
+    MEDIAGATE_FETCH_DEADLINE_S without a byte)."""
     callback_safety_poll_s: float = 10.0
     """With a provider that calls back (needs PUBLIC_BASE_URL), poll only this often, as a
     safety net for a lost callback; the callback itself makes the poll due at once."""

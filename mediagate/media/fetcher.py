@@ -15,14 +15,16 @@
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from pathlib import Path
+from typing import Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx2
@@ -42,6 +44,7 @@ Reason = Literal[
 REDIRECTS = {301, 302, 303, 307, 308}
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
+T = TypeVar("T")
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 
@@ -120,17 +123,41 @@ class SafeFetcher:
 
     async def fetch(self, url: str, *, max_bytes: int | None = None) -> Fetched:
         limit = max_bytes or self.policy.max_bytes
+
+        async def keep(response: httpx2.Response) -> bytes:
+            return await read_capped(response, limit)
+
+        async with self._deadline(self.policy.deadline_s):
+            current, response, body, hops = await self._get(url, keep)
+        return Fetched(
+            current, response.status_code, response.headers.get("content-type"), body, hops
+        )
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int, deadline_s: float) -> int:
+        """Stream `url` into the file `dest` (never more than one chunk in memory),
+        refusing it once it passes `max_bytes`; the number of bytes written."""
+
+        async def save(response: httpx2.Response) -> int:
+            return await write_capped(response, max_bytes, dest)
+
+        async with self._deadline(deadline_s):
+            _, _, size, _ = await self._get(url, save)
+        return size
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, deadline_s: float) -> AsyncIterator[None]:
         try:
-            async with asyncio.timeout(self.policy.deadline_s):
-                return await self._fetch(url, limit)
+            async with asyncio.timeout(deadline_s):
+                yield
         except TimeoutError:
-            raise FetchError(
-                "timed_out", f"no complete answer within {self.policy.deadline_s:g} s"
-            ) from None
+            raise FetchError("timed_out", f"no complete answer within {deadline_s:g} s") from None
         except httpx2.TransportError as exc:
             raise FetchError("unreachable", _could_not("connect", exc)) from None
 
-    async def _fetch(self, url: str, limit: int) -> Fetched:
+    async def _get(
+        self, url: str, consume: Callable[[httpx2.Response], Awaitable[T]]
+    ) -> tuple[str, httpx2.Response, T, list[str]]:
+        """GET `url`, following checked redirects, and hand the 200 answer to `consume`."""
         hops: list[str] = []
         current = url
         for _ in range(self.policy.max_redirects + 1):
@@ -149,10 +176,7 @@ class SafeFetcher:
                     raise FetchError(
                         "http_error", f"the server answered HTTP {response.status_code}"
                     )
-                body = await read_capped(response, limit)
-                return Fetched(
-                    current, response.status_code, response.headers.get("content-type"), body, hops
-                )
+                return current, response, await consume(response), hops
         raise FetchError("too_many_redirects", f"more than {self.policy.max_redirects} redirects")
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -267,26 +291,54 @@ def _could_not(what: str, exc: httpx2.TransportError) -> str:
     return f"could not {what} ({type(exc).__name__})"
 
 
-async def read_capped(response: httpx2.Response, limit: int) -> bytes:
-    """The body, decoded, refusing to hold more than `limit` bytes at any point."""
+async def capped_chunks(response: httpx2.Response, limit: int) -> AsyncIterator[bytes]:
+    """The body, decoded, chunk by chunk, refusing it once more than `limit` bytes have
+    come (raw or decompressed) or a declared Content-Length says it will."""
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise FetchError("too_large", f"the file is larger than {limit} bytes")
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     decoder = _decoder(encoding)
-    out = bytearray()
-    raw_seen = 0
+    raw_seen = decoded = 0
     async for chunk in response.aiter_raw():
         raw_seen += len(chunk)
         if raw_seen > limit:
             raise FetchError("too_large", f"the file is larger than {limit} bytes")
-        piece = chunk if decoder is None else decoder.decompress(chunk, limit + 1 - len(out))
-        out += piece
-        if len(out) > limit or (decoder is not None and decoder.unconsumed_tail):
+        piece = chunk if decoder is None else decoder.decompress(chunk, limit + 1 - decoded)
+        decoded += len(piece)
+        if decoded > limit or (decoder is not None and decoder.unconsumed_tail):
             raise FetchError(
                 "too_large", f"the file is larger than {limit} bytes once decompressed"
             )
+        yield piece
+
+
+async def read_capped(response: httpx2.Response, limit: int) -> bytes:
+    """The body, decoded, refusing to hold more than `limit` bytes at any point."""
+    out = bytearray()
+    async for piece in capped_chunks(response, limit):
+        out += piece
     return bytes(out)
+
+
+WRITE_EVERY = 1 << 20
+"""Bytes gathered before one write to disk (in a thread, off the event loop)."""
+
+
+async def write_capped(response: httpx2.Response, limit: int, dest: Path) -> int:
+    """The body, decoded, written to `dest` as it arrives; at most about 1 MiB is held."""
+    size = 0
+    pending = bytearray()
+    with dest.open("wb") as f:
+        async for piece in capped_chunks(response, limit):
+            pending += piece
+            size += len(piece)
+            if len(pending) >= WRITE_EVERY:
+                await asyncio.to_thread(f.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await asyncio.to_thread(f.write, bytes(pending))
+    return size
 
 
 def _decoder(encoding: str) -> "zlib._Decompress | None":

@@ -5,15 +5,22 @@ import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from mediagate.core.errors import NotFound
 from mediagate.core.schemas import ErrorBody
 from mediagate.media.schemas import FILE_CONTENT
-from mediagate.media.storage import Storage, sniffed_type, valid_key
+from mediagate.media.storage import (
+    RangeNotSatisfiable,
+    S3Storage,
+    Storage,
+    sniffed_type,
+    valid_key,
+)
 
 router = APIRouter(tags=["files"])
 MAGIC_BYTES = 12
+OCTET_STREAM = "application/octet-stream"
 
 
 def file_headers(image_type: str | None) -> dict[str, str]:
@@ -59,10 +66,37 @@ async def get_file(request: Request, key: str) -> Response:
     if (url := await storage.public_url(key)) is not None:
         # The presigned URL expires; the redirect itself must not be cached longer.
         return RedirectResponse(url, 307, headers={"Cache-Control": "private, max-age=300"})
+    if isinstance(storage, S3Storage):
+        return await _proxied(storage, key, request.headers.get("range"))
     data = await storage.get(key)
     if data is None:
         raise NotFound("No such file")
     image_type = sniffed_type(data[:MAGIC_BYTES])
     return Response(
         data, media_type=image_type or "application/octet-stream", headers=file_headers(image_type)
+    )
+
+
+async def _proxied(storage: S3Storage, key: str, byte_range: str | None) -> Response:
+    """Object storage through us (MEDIAGATE_S3_SERVE=proxy), streamed, with the client's
+    Range passed on so players can seek."""
+    try:
+        found = await storage.open_object(key, byte_range)
+    except RangeNotSatisfiable as exc:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{exc.size}"})
+    if found is None:
+        raise NotFound("No such file")
+    stored_type = found.content_type if found.content_type != OCTET_STREAM else None
+    headers = {
+        **file_headers(stored_type),
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(found.length),
+    }
+    if found.content_range:
+        headers["Content-Range"] = found.content_range
+    return StreamingResponse(
+        found.chunks,
+        status_code=206 if found.content_range else 200,
+        media_type=stored_type or OCTET_STREAM,
+        headers=headers,
     )

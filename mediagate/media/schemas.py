@@ -3,7 +3,7 @@
 from typing import Any
 
 from mediagate.core.schemas import Strict
-from mediagate.media.storage import CONTENT_TYPES
+from mediagate.media.storage import CONTENT_TYPES, VIDEO_TYPES
 
 IMAGE_TYPES = sorted(set(CONTENT_TYPES.values()))
 
@@ -39,5 +39,6 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 # The 200 of GET /files/{key}: the stored bytes, typed by their own magic.
 FILE_CONTENT: dict[str, Any] = {
-    t: {"schema": _binary} for t in [*IMAGE_TYPES, "application/octet-stream"]
+    t: {"schema": _binary}
+    for t in [*IMAGE_TYPES, *sorted(set(VIDEO_TYPES.values())), "application/octet-stream"]
 }

@@ -4,7 +4,10 @@ machine shares (selected by MEDIAGATE_STORAGE_BACKEND)."""
 import asyncio
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -13,17 +16,23 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mediagate.core.settings import Settings
+from mediagate.media.videos import CONTAINERS, sniff_container
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}\.(png|jpg|webp)$")
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}\.(png|jpg|webp|mp4|mov|webm)$")
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+VIDEO_TYPES = {fmt: content_type for fmt, (_, content_type, _) in CONTAINERS.items()}
 MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class Storage(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store the file at `path` (which may be moved away) without reading it whole."""
+        ...
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -42,7 +51,8 @@ def valid_key(key: str) -> bool:
 
 
 def sniffed_type(head: bytes) -> str | None:
-    """The image type the bytes' own magic says (the first 12 bytes are enough), or None.
+    """The image or video type the bytes' own magic says (the first 12 bytes are enough),
+    or None.
 
     Files are typed by what they are, not by their key's extension, so bytes that are not
     one of our image formats are never served as something a browser would render.
@@ -53,7 +63,8 @@ def sniffed_type(head: bytes) -> str | None:
         return "image/jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
-    return None
+    container = sniff_container(head)
+    return VIDEO_TYPES[container] if container else None
 
 
 def build_storage(settings: Settings) -> "LocalStorage | S3Storage":
@@ -83,6 +94,28 @@ class LocalStorage:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        if not valid_key(key):
+            raise ValueError(f"invalid storage key {key!r}")
+        await asyncio.to_thread(self._move, key, path)
+
+    def _move(self, key: str, path: Path) -> None:
+        # A rename when the scratch file is on the same disk; else a copy beside the
+        # target first, so a reader still never sees half a file.
+        try:
+            os.replace(path, self.root / key)
+            return
+        except OSError:
+            pass
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, self.root / key)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     async def get(self, key: str) -> bytes | None:
         path = self.local_path(key)
         return None if path is None else await asyncio.to_thread(path.read_bytes)
@@ -95,6 +128,25 @@ class LocalStorage:
 
     async def public_url(self, key: str) -> str | None:
         return None
+
+
+STREAM_CHUNK = 256 * 1024
+
+
+class RangeNotSatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"range not satisfiable (the file has {size} bytes)")
+        self.size = size
+
+
+@dataclass(frozen=True)
+class S3Object:
+    chunks: Iterator[bytes]
+    """Blocking reads: iterate in a thread (Starlette's StreamingResponse does)."""
+    length: int
+    content_type: str | None
+    content_range: str | None
+    """Set when a range was served (answer 206)."""
 
 
 class S3Storage:
@@ -157,6 +209,22 @@ class S3Storage:
             CacheControl="public, max-age=31536000, immutable",
         )
 
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """boto3's managed upload: multipart past 8 MiB, parts read from the file."""
+        if not valid_key(key):
+            raise ValueError(f"invalid storage key {key!r}")
+        await asyncio.to_thread(
+            self.client.upload_file,
+            str(path),
+            self.bucket,
+            self._object(key),
+            ExtraArgs={
+                "ContentType": content_type,
+                "ContentDisposition": "inline",
+                "CacheControl": "public, max-age=31536000, immutable",
+            },
+        )
+
     async def get(self, key: str) -> bytes | None:
         if not valid_key(key):
             return None
@@ -170,6 +238,40 @@ class S3Storage:
                 return None
             raise
         return answer["Body"].read()
+
+    async def open_object(self, key: str, byte_range: str | None) -> "S3Object | None":
+        """The object (or the part `byte_range`, an HTTP Range value, asks for) as a stream
+        of chunks, for serving without holding it whole; None if there is no such key."""
+        if not valid_key(key):
+            return None
+        return await asyncio.to_thread(self._open, key, byte_range)
+
+    def _open(self, key: str, byte_range: str | None) -> "S3Object | None":
+        try:
+            if byte_range:
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=self._object(key), Range=byte_range
+                )
+            else:
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in MISSING:
+                return None
+            if code == "InvalidRange":
+                raise RangeNotSatisfiable(self._size(key)) from exc
+            raise
+        return S3Object(
+            chunks=answer["Body"].iter_chunks(STREAM_CHUNK),
+            length=answer["ContentLength"],
+            content_type=answer.get("ContentType"),
+            content_range=answer.get("ContentRange"),
+        )
+
+    def _size(self, key: str) -> int:
+        return int(
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))["ContentLength"]
+        )
 
     def local_path(self, key: str) -> Path | None:
         return None

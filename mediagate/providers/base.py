@@ -1,9 +1,10 @@
 """The provider interface the runner talks to. Live adapters and the sandbox implement it."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from mediagate.catalog.spec import RouteTask
+from mediagate.catalog.spec import OutputKind, RouteTask
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class ProviderRequest:
     references: tuple[str, ...] | None = None
     """The reference images as this route takes them (URL, our copy's URL, Base64), in
     order; filled in for submit only."""
+    output: OutputKind = "image"
+    """What the task produces (the model's endpoint): images or videos."""
 
     def declared(self, provider: str) -> RouteTask:
         """The route, which a live adapter cannot work without."""
@@ -57,6 +60,9 @@ class Provider(Protocol):
 
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult: ...
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
-        """The bytes of one result reference returned by `poll`."""
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        """Write one result reference returned by `poll` into the file `dest`, streamed
+        (never whole in memory); over `max_bytes`, a ProviderRejected naming the cap."""
         ...

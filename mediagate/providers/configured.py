@@ -97,7 +97,9 @@ def build_registry(
         latency_s=settings.sandbox_latency_s,
         call_delay_s=settings.sandbox_call_delay_s,
     )
-    live = build_live(settings, client, ResultFetcher(fetcher))
+    live = build_live(
+        settings, client, ResultFetcher(fetcher, deadline_s=settings.result_download_timeout_s)
+    )
     return ProviderRegistry(
         sandbox,
         live,

@@ -11,6 +11,7 @@ https://fal.ai/docs/errors (422 `detail[].type`, never `msg`; `X-Fal-Retryable`)
 https://docs.fal.ai/documentation/model-apis/request-errors (flat `{detail, error_type}`).
 """
 
+from pathlib import Path
 from typing import Any
 
 from mediagate.providers.base import PollResult, ProviderRequest
@@ -115,8 +116,10 @@ class FalProvider:
             unreadable_errors=True,
         )
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
-        return await self.results.fetch(NAME, output)
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        await self.results.save(NAME, output, dest, max_bytes=max_bytes)
 
     async def check(self) -> str:
         """The account's billing record (Platform API): authenticated, creates nothing.

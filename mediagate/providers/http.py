@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -114,21 +115,27 @@ class ProviderHTTP:
 
 
 class ResultFetcher:
-    """Downloads result images through the SSRF-safe fetcher (provider CDNs are public;
-    private addresses stay refused), classifying failures for the runner."""
+    """Downloads results through the SSRF-safe fetcher (provider CDNs are public; private
+    addresses stay refused), streaming them to a file, classifying failures for the runner."""
 
-    def __init__(self, fetcher: SafeFetcher, max_bytes: int = 50_000_000) -> None:
+    def __init__(self, fetcher: SafeFetcher, *, deadline_s: float = 600.0) -> None:
         self.fetcher = fetcher
-        self.max_bytes = max_bytes
+        self.deadline_s = deadline_s
 
-    async def fetch(self, provider: str, url: str) -> bytes:
+    async def save(self, provider: str, url: str, dest: Path, *, max_bytes: int) -> None:
         try:
-            return (await self.fetcher.fetch(url, max_bytes=self.max_bytes)).body
+            await self.fetcher.download(url, dest, max_bytes=max_bytes, deadline_s=self.deadline_s)
         except FetchError as exc:
             if exc.reason in ("timed_out", "unreachable"):
-                raise ProviderRetryable(provider, f"result image: {exc.message}") from exc
+                raise ProviderRetryable(provider, f"result: {exc.message}") from exc
+            if exc.reason == "too_large":
+                raise ProviderRejected(
+                    provider,
+                    f"the result is over this gateway's cap of {max_bytes:,} bytes",
+                    error_type="generation_failed",
+                ) from exc
             raise ProviderRejected(
-                provider, f"result image could not be downloaded: {exc.message}"
+                provider, f"result could not be downloaded: {exc.message}"
             ) from exc
 
 

@@ -13,6 +13,7 @@ github.com/WHQ25/rawgenai docs/research/kling/common-info.md).
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -138,8 +139,10 @@ class KlingProvider:
             return failed("Kling", data.get("task_status_msg"))
         raise ProviderRetryable(NAME, f"unknown task_status {state!r}")
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
-        return await self.results.fetch(NAME, output)
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        await self.results.save(NAME, output, dest, max_bytes=max_bytes)
 
     async def check(self) -> str:
         """The account's resource packs over the last day: authenticated, creates nothing."""

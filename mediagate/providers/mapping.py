@@ -5,6 +5,7 @@ import re
 from typing import Any, Literal
 
 from mediagate.catalog.spec import REFERENCE_PARAM, FieldMap, RouteTask
+from mediagate.catalog.upstream import value_key
 from mediagate.providers.base import PollResult, ProviderRequest
 from mediagate.providers.errors import ProviderRetryable
 
@@ -40,12 +41,15 @@ def upstream_body(route: RouteTask, request: ProviderRequest) -> dict[str, Any]:
 def _convert(field: FieldMap, value: Any) -> Any:
     if value is None:
         return None
-    if field.first:
-        value = value[0] if value else None
+    if field.first or field.index is not None:
+        position = field.index or 0
+        value = value[position] if isinstance(value, list) and len(value) > position else None
         if value is None:
             return None
     if isinstance(value, str):
         value = _one(field, value)
+    elif field.values is not None and isinstance(value, int | float):
+        value = field.values.get(value_key(value), value)  # e.g. duration 5 -> "5s"
     elif isinstance(value, list):
         value = [_one(field, v) if isinstance(v, str) else v for v in value]
     if field.item is not None and isinstance(value, list):

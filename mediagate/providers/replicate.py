@@ -17,6 +17,7 @@ https://replicate.com/docs/topics/predictions/data-retention,
 https://replicate.com/docs/topics/webhooks/setup-webhook.
 """
 
+from pathlib import Path
 from typing import Any
 
 from mediagate.providers.base import PollResult, ProviderRequest
@@ -136,8 +137,10 @@ class ReplicateProvider:
         )
         _check(answer, creating=False)
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
-        return await self.results.fetch(NAME, output)
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        await self.results.save(NAME, output, dest, max_bytes=max_bytes)
 
     async def check(self) -> str:
         """The token's account: an authenticated call that creates nothing."""

@@ -15,6 +15,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,10 +38,15 @@ from mediagate.providers.sandbox_render import (
     render,
     thumbnail,
 )
+from mediagate.providers.sandbox_video import render_video, video_size
 
 FAIL_MARKER = "[sandbox:fail]"
 MULTI_SHOT = "ai-multi-shot"
 BUSY_RETRY_S = 2.0
+VIDEO_FRAMES = 2
+"""A video draws at most two references: its first and its last frame."""
+VIDEO_RESOLUTION = "720p"
+VIDEO_DURATION_S = 5.0
 THUMBNAIL_BUDGET_S = 4.0
 """Decoding done by one poll before it answers `pending` and keeps the rest for the next
 (one reference at the decode cap takes about a second, two on a loaded machine)."""
@@ -121,12 +127,22 @@ class SandboxProvider:
             )
         if await self._thumbnails(job, request, budget_s=self.thumbnail_budget_s) is None:
             return PollResult("pending")  # still "generating": more references to decode
-        count = (
-            len(VIEWS) if request.type == MULTI_SHOT else int(request.params.get("num_images", 1))
+        return PollResult(
+            "completed", outputs=[f"sandbox://{job.id}/{i}" for i in range(_count(request))]
         )
-        return PollResult("completed", outputs=[f"sandbox://{job.id}/{i}" for i in range(count)])
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        """Render the result into `dest` (a sandbox result is small: a few hundred KB)."""
+        data = await self._render_result(output, request)
+        if len(data) > max_bytes:
+            raise ProviderRejected(
+                self.name, f"the result is over this gateway's cap of {max_bytes:,} bytes"
+            )
+        await asyncio.to_thread(dest.write_bytes, data)
+
+    async def _render_result(self, output: str, request: ProviderRequest) -> bytes:
         await self._delay()
         parts = urlsplit(output)
         if parts.scheme != "sandbox":
@@ -136,9 +152,12 @@ class SandboxProvider:
         if job is None:
             raise ProviderRejected(self.name, "Unknown sandbox job", error_type="provider_error")
         index = int(parts.path.lstrip("/"))
+        if request.output == "video":
+            return await self._video(job, request)
         multi_shot = request.type == MULTI_SHOT
         total = len(VIEWS) if multi_shot else int(request.params.get("num_images", 1))
         aspect_ratio, resolution = _output_shape(request)
+        size = _output_dims(request)
         # Made by the poll that found the job done; only a job polled by an older version
         # (or a concurrent fetch of one) makes them here.
         keys = await self._thumbnails(job, request, budget_s=None) or []
@@ -150,6 +169,7 @@ class SandboxProvider:
                 prompt=request.params.get("prompt", ""),
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
+                size=size,
                 index=index,
                 total=total,
                 view=VIEWS[index] if multi_shot else None,
@@ -167,10 +187,10 @@ class SandboxProvider:
         if multi_shot:
             references = references[:1]  # every view shows the one subject
         made: list[str | None] = list(job.request.get("thumbnails", []))
+        if request.output == "video":
+            references = references[:VIDEO_FRAMES]
         if len(made) < len(references):
-            box = reference_box(
-                output_size(*_output_shape(request)), len(references), multi_shot=multi_shot
-            )
+            box = _reference_box(request, len(references))
             loop = asyncio.get_running_loop()
             async with self._slot():
                 started = loop.time()
@@ -185,6 +205,20 @@ class SandboxProvider:
         if len(made) < len(references):
             return None
         return [key for key in made if key is not None]
+
+    async def _video(self, job: SandboxJob, request: ProviderRequest) -> bytes:
+        """The clip: `images[0]` (and `images[1]`) as its first (and last) frame."""
+        keys = await self._thumbnails(job, request, budget_s=None) or []
+        async with self._slot():
+            thumbnails = [data for key in keys if (data := await self.storage.get(key))]
+            return await self.pool.run(
+                _draw_video,
+                thumbnails,
+                prompt=request.params.get("prompt", ""),
+                aspect_ratio=_output_shape(request)[0],
+                resolution=request.params.get("resolution", VIDEO_RESOLUTION),
+                duration_s=float(request.params.get("duration", VIDEO_DURATION_S)),
+            )
 
     async def _thumbnail(
         self, key: str, reference: dict[str, Any], box: tuple[int, int]
@@ -222,6 +256,44 @@ def _output_shape(request: ProviderRequest) -> tuple[str, str]:
     if aspect_ratio == "auto":
         aspect_ratio = request.prepared.get("aspect_ratio", "1:1")
     return aspect_ratio, request.params.get("resolution", "1k")
+
+
+def _count(request: ProviderRequest) -> int:
+    if request.output == "video":
+        return 1
+    if request.type == MULTI_SHOT:
+        return len(VIEWS)
+    return int(request.params.get("num_images", 1))
+
+
+def _reference_box(request: ProviderRequest, count: int) -> tuple[int, int]:
+    """The most a reference is drawn at: a video frame fills (covers) the frame, so it
+    is kept at the frame's long side both ways."""
+    if request.output == "video":
+        aspect_ratio = _output_shape(request)[0]
+        side = max(video_size(aspect_ratio, request.params.get("resolution", VIDEO_RESOLUTION)))
+        return side, side
+    size = _output_dims(request)
+    return reference_box(size, count, multi_shot=request.type == MULTI_SHOT)
+
+
+def _draw_video(thumbnails: list[bytes], **params: Any) -> bytes:
+    frames = []
+    for data in thumbnails[:VIDEO_FRAMES]:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            frames.append(image.convert("RGB"))
+    first = frames[0] if frames else None
+    last = frames[1] if len(frames) > 1 else None
+    return render_video(first=first, last=last, **params)
+
+
+def _output_dims(request: ProviderRequest) -> tuple[int, int]:
+    """Pixel size of the outputs: the model's declared `[sandbox]` size (prepare puts it
+    in `output_size`), else about 1 MP (1k) or 4 MP (2k) at the aspect ratio."""
+    declared = request.prepared.get("output_size")
+    if declared:
+        return int(declared[0]), int(declared[1])
+    return output_size(*_output_shape(request))
 
 
 def _draw(thumbnails: list[bytes], **params: Any) -> bytes:

@@ -56,23 +56,10 @@ def thumbnail(data: bytes, box: tuple[int, int]) -> Image.Image:
         return image.convert("RGB")
 
 
-def render(
-    *,
-    prompt: str,
-    aspect_ratio: str,
-    resolution: str,
-    index: int,
-    total: int,
-    references: list[Image.Image] | None = None,
-    view: str | None = None,
-) -> bytes:
-    """A deterministic PNG for these inputs: the reference thumbnails composited along the
-    bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view.
-    References come from `thumbnail` at `reference_box`, so nothing large is decoded here."""
-    references = references or []
-    width, height = output_size(aspect_ratio, resolution)
-    seed = hashlib.sha256(f"{prompt}|{aspect_ratio}|{resolution}|{index}".encode()).digest()
-    top, bottom = seed[:3], seed[3:6]
+def gradient(seed: str, size: tuple[int, int]) -> Image.Image:
+    """A vertical two-colour gradient picked by `seed` (the same seed, the same image)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    top, bottom = digest[:3], digest[3:6]
     # Draw small, scale up: a smooth gradient at a fraction of the cost.
     small = Image.new("RGB", (1, 64))
     for row in range(64):
@@ -80,7 +67,26 @@ def render(
         small.putpixel(
             (0, row), tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
         )
-    image = small.resize((width, height), Image.Resampling.BILINEAR)
+    return small.resize(size, Image.Resampling.BILINEAR)
+
+
+def render(
+    *,
+    prompt: str,
+    aspect_ratio: str,
+    resolution: str,
+    index: int,
+    total: int,
+    size: tuple[int, int] | None = None,
+    references: list[Image.Image] | None = None,
+    view: str | None = None,
+) -> bytes:
+    """A deterministic PNG for these inputs: the reference thumbnails composited along the
+    bottom, or, for a multi-shot `view`, the subject (references[0]) shown from that view.
+    References come from `thumbnail` at `reference_box`, so nothing large is decoded here."""
+    references = references or []
+    width, height = size or output_size(aspect_ratio, resolution)
+    image = gradient(f"{prompt}|{aspect_ratio}|{resolution}|{index}", (width, height))
     draw = ImageDraw.Draw(image)
     unit = max(12, min(width, height) // 14)
     big = ImageFont.load_default(size=unit * 2)

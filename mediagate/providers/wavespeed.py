@@ -9,6 +9,7 @@ Envelope {"code": 200, "message": "success", "data": {...}}
 https://wavespeed.ai/docs/docs-common-api/balance).
 """
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -90,8 +91,10 @@ class WaveSpeedProvider:
             return failed("WaveSpeed", reason)
         raise ProviderRetryable(NAME, f"unknown task status {state!r}")
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
-        return await self.results.fetch(NAME, output)
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
+        await self.results.save(NAME, output, dest, max_bytes=max_bytes)
 
     async def check(self) -> str:
         """The account's balance: an authenticated call that creates nothing."""

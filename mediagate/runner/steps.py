@@ -8,16 +8,19 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from mediagate.catalog.loader import Catalog
-from mediagate.catalog.spec import RouteTask
+from mediagate.catalog.spec import OutputKind, RouteTask
 from mediagate.core.settings import Settings
 from mediagate.media.images import NotAnImage, inspect_image
 from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import Storage
+from mediagate.media.videos import NotAVideo, poster, probe_video
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.callbacks import callback_url
 from mediagate.providers.errors import (
@@ -94,6 +97,7 @@ def provider_request(
     *,
     route: RouteTask | None = None,
     references: tuple[str, ...] | None = None,
+    output: OutputKind = "image",
 ) -> ProviderRequest:
     return ProviderRequest(
         reference=task.id,
@@ -104,6 +108,7 @@ def provider_request(
         callback_url=callback,
         route=route,
         references=references,
+        output=output,
     )
 
 
@@ -115,7 +120,8 @@ def task_route(ctx: "StepContext", task: Task, provider: str) -> RouteTask | Non
 def accepted_request(ctx: "StepContext", task: Task) -> ProviderRequest:
     """The request of a task its provider has (or may have) accepted."""
     assert task.provider is not None
-    return provider_request(task, route=task_route(ctx, task, task.provider))
+    output = ctx.catalog.get(task.model).output
+    return provider_request(task, route=task_route(ctx, task, task.provider), output=output)
 
 
 def poll_delay(polls: int) -> float:
@@ -148,11 +154,14 @@ async def prepare(ctx: StepContext, task: Task) -> Outcome:
         stored.append({"key": key, "width": ref.info.width, "height": ref.info.height})
     prepared: dict[str, Any] = {"references": stored}
     if task.params.get("aspect_ratio") == "auto":
-        ratios = model.params["aspect_ratio"].enum or ()
+        ratios = tuple(str(r) for r in model.params["aspect_ratio"].enum or ())
         first = references[0].info if references else None
         prepared["aspect_ratio"] = (
             nearest_ratio(first.width, first.height, ratios) if first else "1:1"
         )
+    size = model.sandbox.output_size(task.params)
+    if size is not None:  # the sandbox draws test outputs at the size the model declares
+        prepared["output_size"] = list(size)
     return Advance("submit", values={"prepared": prepared})
 
 
@@ -206,7 +215,11 @@ async def submit(ctx: StepContext, task: Task) -> Outcome:
             waits.append(2.0)
             continue
         request = provider_request(
-            task, callback_url(ctx.settings, name, task.id), route=route, references=references
+            task,
+            callback_url(ctx.settings, name, task.id),
+            route=route,
+            references=references,
+            output=model.output,
         )
         try:
             upstream_id = await ctx.providers.get(name).submit(request)
@@ -289,31 +302,77 @@ async def poll(ctx: StepContext, task: Task) -> Outcome:
             result.error_message or f"{task.provider} could not generate this task",
         )
     if not result.outputs:
-        raise TaskFailed("generation_failed", f"{task.provider} returned no images")
+        raise TaskFailed("generation_failed", f"{task.provider} returned no results")
     return Advance("store", 0.0, {"outputs": result.outputs})
 
 
 async def store(ctx: StepContext, task: Task) -> Outcome:
-    """Copy every result into our storage, concurrently; the task completes only once all
-    are stored (a retry rewrites the same files)."""
+    """Copy every result into our storage, concurrently, each streamed through a scratch
+    file (never whole in memory); the task completes only once all are stored (a retry
+    rewrites the same files)."""
     assert task.provider is not None and task.outputs
     provider = ctx.providers.get(task.provider)
     request = accepted_request(ctx, task)
+    video = request.output == "video"
+    cap = ctx.settings.video_max_bytes if video else ctx.settings.result_max_bytes
 
     async def store_one(index: int, output: str) -> dict[str, Any]:
-        data = await provider.fetch_result(output, request)
-        try:
-            info = inspect_image(data)
-        except NotAnImage as exc:
-            raise TaskFailed(
-                "generation_failed", f"{task.provider} returned an unusable result image: {exc}"
-            ) from exc
-        key = stored_file_key(ctx, task, "result", index, info.extension)
-        await ctx.storage.put(key, data)
-        return {"key": key, "width": info.width, "height": info.height}
+        with tempfile.TemporaryDirectory(prefix="result-", dir=scratch_dir(ctx)) as scratch:
+            path = Path(scratch) / "result"
+            await provider.save_result(output, request, path, max_bytes=cap)
+            if video:
+                return await store_video(ctx, task, index, path)
+            return await store_image(ctx, task, index, path)
 
-    images = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
-    return Advance("finalize", 0.0, {"images": list(images)})
+    stored = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
+    return Advance("finalize", 0.0, {"videos" if video else "images": list(stored)})
+
+
+def scratch_dir(ctx: StepContext) -> Path:
+    """Where results wait between download and storage: on the data disk, not /tmp
+    (which may be a small RAM disk)."""
+    path = ctx.settings.data_dir / "scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def store_image(ctx: StepContext, task: Task, index: int, path: Path) -> dict[str, Any]:
+    """Check one downloaded image (at most MEDIAGATE_RESULT_MAX_BYTES) and keep it."""
+    data = await asyncio.to_thread(path.read_bytes)
+    try:
+        info = inspect_image(data)
+    except NotAnImage as exc:
+        raise TaskFailed(
+            "generation_failed", f"{task.provider} returned an unusable result image: {exc}"
+        ) from exc
+    del data
+    key = stored_file_key(ctx, task, "result", index, info.extension)
+    await ctx.storage.put_file(key, path, f"image/{info.format}")
+    return {"key": key, "width": info.width, "height": info.height}
+
+
+async def store_video(ctx: StepContext, task: Task, index: int, path: Path) -> dict[str, Any]:
+    """Probe one downloaded video, keep it and its poster (the first frame, a JPEG)."""
+    try:
+        info = await asyncio.to_thread(probe_video, path)
+        still = await asyncio.to_thread(poster, path, info)
+        poster_info = inspect_image(still, ("jpeg",))
+    except (NotAVideo, NotAnImage) as exc:
+        raise TaskFailed(
+            "generation_failed", f"{task.provider} returned an unusable result video: {exc}"
+        ) from exc
+    key = stored_file_key(ctx, task, "result", index, info.extension)
+    poster_key = stored_file_key(ctx, task, "poster", index, poster_info.extension)
+    await ctx.storage.put_file(key, path, info.content_type)
+    await ctx.storage.put(poster_key, still)
+    return {
+        "key": key,
+        "width": info.width,
+        "height": info.height,
+        "duration_s": info.duration_s,
+        "content_type": info.content_type,
+        "poster": {"key": poster_key, "width": poster_info.width, "height": poster_info.height},
+    }
 
 
 async def finalize(ctx: StepContext, task: Task) -> Outcome:

@@ -56,6 +56,9 @@ class Task(Base):
     """Result references returned by the provider, before mirroring."""
     images: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     """Stored results: [{"key", "width", "height"}]."""
+    videos: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    """Stored video results: [{"key", "width", "height", "duration_s", "content_type",
+    "poster": {"key", "width", "height"}}]."""
     error_type: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
 

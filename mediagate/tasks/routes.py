@@ -1,4 +1,5 @@
-"""POST /api/v1/images/generations, GET /api/v1/tasks and GET /api/v1/tasks/{task_id}."""
+"""POST /api/v1/images/generations, POST /api/v1/videos/generations, GET /api/v1/tasks and
+GET /api/v1/tasks/{task_id}."""
 
 from typing import Annotated, Any
 
@@ -26,15 +27,38 @@ ID_KEY = Header(
 )
 
 
-def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIRouter:
-    """The generation route documents exactly the models the catalog declares."""
+GENERATION_ENDPOINTS = {
+    "images/generations": "Create an image generation task",
+    "videos/generations": "Create a video generation task",
+}
+"""Every generation route (a model's `endpoint`); each takes the same envelope."""
+
+
+def build_router(catalog: Catalog) -> APIRouter:
+    """The generation routes and the task routes."""
     router = APIRouter(prefix="/api/v1", tags=["tasks"])
+    for endpoint, summary in GENERATION_ENDPOINTS.items():
+        _add_generation_route(router, catalog, endpoint, summary)
+    _add_task_routes(router)
+    return router
+
+
+def _body_schema(catalog: Catalog, endpoint: str) -> dict[str, Any]:
+    """Exactly the models the catalog declares for `endpoint`."""
     schemas = [request_schema(m) for m in catalog.for_endpoint(endpoint)]
-    body_schema: dict[str, Any] = {"oneOf": schemas} if len(schemas) != 1 else schemas[0]
+    if len(schemas) == 1:
+        return schemas[0]
+    if not schemas:
+        return {"type": "object", "description": "No model of the catalog serves this route"}
+    return {"oneOf": schemas}
+
+
+def _add_generation_route(router: APIRouter, catalog: Catalog, endpoint: str, summary: str) -> None:
+    body_schema = _body_schema(catalog, endpoint)
 
     @router.post(
         f"/{endpoint}",
-        summary="Create a generation task",
+        summary=summary,
         responses=answers(
             Submission,
             *(400, 401, 402, 404, 409, 413, 422, 429, 503),
@@ -77,6 +101,8 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         )
         return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
 
+
+def _add_task_routes(router: APIRouter) -> None:
     @router.get(
         "/tasks",
         summary="List the account's tasks, newest first",
@@ -115,8 +141,6 @@ def build_router(catalog: Catalog, endpoint: str = "images/generations") -> APIR
         else:
             task = await service.get_task(db, caller.account_id, task_id)
         return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
-
-    return router
 
 
 def _with_headers(response: JSONResponse, wait_s: int | None) -> JSONResponse:

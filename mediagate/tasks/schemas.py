@@ -21,8 +21,20 @@ class OutputImage(Strict):
     height: int
 
 
+class OutputVideo(Strict):
+    url: str = Field(description="Absolute URL of the stored video file")
+    width: int
+    height: int
+    duration_s: float
+    content_type: str = Field(description="video/mp4, video/quicktime or video/webm")
+    poster: OutputImage = Field(description="The first frame as a JPEG")
+
+
 class TaskOutput(Strict):
     images: list[OutputImage] = Field(description="Empty until the task is completed")
+    videos: list[OutputVideo] = Field(
+        description="A video model's results; empty until the task is completed"
+    )
 
 
 class TaskError(Strict):

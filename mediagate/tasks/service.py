@@ -63,6 +63,7 @@ class TaskView(NamedTuple):
     status: str
     price: int
     images: list[dict[str, Any]] | None
+    videos: list[dict[str, Any]] | None
     error_type: str | None
     error_message: str | None
     created_at: datetime
@@ -219,18 +220,9 @@ async def get_task(db: Database, account_id: str, task_id: str) -> TaskView:
 
 def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
     """The public task object (GET /api/v1/tasks/{id}, callbacks)."""
-    images = (
-        [
-            {
-                "url": f"{files_base}/files/{img['key']}",
-                "width": img["width"],
-                "height": img["height"],
-            }
-            for img in (task.images or [])
-        ]
-        if task.status == "completed"
-        else []
-    )
+    completed = task.status == "completed"
+    images = [_stored(img, files_base) for img in task.images or []] if completed else []
+    videos = [_video(v, files_base) for v in task.videos or []] if completed else []
     error = (
         {"type": task.error_type, "message": task.error_message}
         if task.status == "failed"
@@ -244,8 +236,25 @@ def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
         "created_at": isoformat(task.created_at),
         "completed_at": isoformat(task.completed_at),
         "credits": 0 if task.status == "failed" else task.price,
-        "output": {"images": images},
+        "output": {"images": images, "videos": videos},
         "error": error,
+    }
+
+
+def _stored(item: dict[str, Any], files_base: str) -> dict[str, Any]:
+    return {
+        "url": f"{files_base}/files/{item['key']}",
+        "width": item["width"],
+        "height": item["height"],
+    }
+
+
+def _video(video: dict[str, Any], files_base: str) -> dict[str, Any]:
+    return {
+        **_stored(video, files_base),
+        "duration_s": video["duration_s"],
+        "content_type": video["content_type"],
+        "poster": _stored(video["poster"], files_base),
     }
 
 

@@ -103,15 +103,17 @@ def pre_session_token(request: Request) -> str:
 
 
 def page_headers(request: Request) -> dict[str, str]:
-    """Everything from our own origin; result images may come from the bucket when files
-    are served by redirect to presigned URLs."""
+    """Everything from our own origin; result images and videos may come from the bucket
+    when files are served by redirect to presigned URLs."""
     settings = core_state(request).settings
-    images = "'self' data:"
+    images, media = "'self' data:", "'self'"
     if settings.storage_backend == "s3" and settings.s3_serve == "redirect":
-        images += f" {settings.s3_endpoint_url or 'https://*.amazonaws.com'}"
+        bucket = settings.s3_endpoint_url or "https://*.amazonaws.com"
+        images, media = f"{images} {bucket}", f"{media} {bucket}"
     return {
         "Content-Security-Policy": (
-            f"default-src 'self'; img-src {images}; style-src 'self'; script-src 'self'; "
+            f"default-src 'self'; img-src {images}; media-src {media}; style-src 'self'; "
+            "script-src 'self'; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         ),
         "X-Frame-Options": "DENY",

@@ -130,13 +130,19 @@ def test_keys_cli_lists_and_revokes(server: dict[str, Any]) -> None:
 
 def test_openapi_documents_the_catalog(server: dict[str, Any]) -> None:
     spec = httpx2.get(f"{server['base']}/openapi.json").json()
-    body = spec["paths"]["/api/v1/images/generations"]["post"]["requestBody"]["content"][
-        "application/json"
-    ]["schema"]
-    by_model = {s["properties"]["model"]["const"]: s for s in body.get("oneOf", [body])}
     catalog = httpx2.get(f"{server['base']}/api/v1/models").json()["data"]
-    assert set(by_model) == {m["id"] for m in catalog}  # one request schema per image model
-    assert by_model["kling-image-o1"]["properties"]["num_images"]["maximum"] == 9
+    schemas = {}
+    for route in ("images/generations", "videos/generations"):
+        body = spec["paths"][f"/api/v1/{route}"]["post"]["requestBody"]["content"][
+            "application/json"
+        ]["schema"]
+        by_model = {s["properties"]["model"]["const"]: s for s in body.get("oneOf", [body])}
+        # one request schema per model of the route
+        assert set(by_model) == {m["id"] for m in catalog if m["endpoint"] == f"/api/v1/{route}"}
+        schemas.update(by_model)
+    assert set(schemas) == {m["id"] for m in catalog}
+    assert schemas["kling-image-o1"]["properties"]["num_images"]["maximum"] == 9
+    assert schemas["seedance-1-pro"]["properties"]["camera_fixed"]["type"] == "boolean"
 
 
 def test_data_lives_under_the_data_dir(server: dict[str, Any]) -> None:

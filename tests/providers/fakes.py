@@ -54,6 +54,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mediagate.providers.sandbox_video import render_video
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -505,6 +507,64 @@ FAL_ENDPOINTS: dict[str, dict[str, Any]] = {
 }
 
 
+# https://fal.ai/models/fal-ai/bytedance/seedance/v1/pro/{text,image}-to-video/llms.txt
+_SEEDANCE = {
+    "allowed": {
+        "prompt",
+        "aspect_ratio",
+        "resolution",
+        "duration",
+        "camera_fixed",
+        "seed",
+        "enable_safety_checker",
+    },
+    "enums": {
+        "aspect_ratio": ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "auto"),
+        "resolution": ("480p", "720p", "1080p"),
+        "duration": tuple(str(n) for n in range(2, 13)),  # a string enum at fal
+        "camera_fixed": (True, False),
+    },
+    "result": "result_seedance",
+}
+FAL_ENDPOINTS["fal-ai/bytedance/seedance/v1/pro/text-to-video"] = {
+    **_SEEDANCE,
+    "required": {"prompt"},
+}
+FAL_ENDPOINTS["fal-ai/bytedance/seedance/v1/pro/image-to-video"] = {
+    **_SEEDANCE,
+    "required": {"prompt", "image_url"},
+    "allowed": {*_SEEDANCE["allowed"], "image_url"},
+}
+
+
+@functools.lru_cache(maxsize=1)
+def mp4() -> bytes:
+    """A real 2 s H.264 MP4 (made once), as a video endpoint would serve it."""
+    return render_video(prompt="fake fal", aspect_ratio="16:9", resolution="480p", duration_s=2)
+
+
+async def result_video(request: Request) -> Response:
+    return Response(mp4(), media_type="video/mp4")
+
+
+def _documented_endpoints(name: str) -> dict[str, dict[str, Any]]:
+    """More endpoints' input rules, from a fixture naming each one's source."""
+    raw = json.loads((FIXTURES / f"{name}.json").read_text())
+    return {
+        endpoint: {
+            "required": set(spec["required"]),
+            "allowed": set(spec["allowed"]),
+            "enums": {k: tuple(v) for k, v in spec["enums"].items()},
+            "result": "result",
+        }
+        for endpoint, spec in raw.items()
+        if not endpoint.startswith("_")
+    }
+
+
+FAL_ENDPOINTS.update(_documented_endpoints("fal_endpoints"))
+
+
 def fal_app(state: FakeState) -> Starlette:
     def authorized(request: Request) -> bool:
         return request.headers.get("authorization") == f"Key {state.key}"
@@ -593,6 +653,9 @@ def fal_app(state: FakeState) -> Starlette:
         if "[fake:result-504]" in task["prompt"]:
             return doc("request_timeout_504", 504, **request_id)
         result = documented("fal", task["result"])
+        if "video" in result:
+            result["video"] = {"url": f"{state.base}/videos/{task_id}.mp4"}
+            return JSONResponse(result)
         urls = state.outputs(task_id)
         result["images"] = [
             {
@@ -625,6 +688,7 @@ def fal_app(state: FakeState) -> Starlette:
     return Starlette(
         routes=[
             *common_routes(),
+            Route("/videos/{task_id}.mp4", result_video),
             Route("/v1/account/billing", billing),
             Route("/{owner}/{alias}/requests/{task_id}/status", status),
             Route("/{owner}/{alias}/requests/{task_id}/cancel", cancel, methods=["PUT"]),

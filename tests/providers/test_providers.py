@@ -89,14 +89,19 @@ async def live_gateway(make_settings: Callable[..., Any], **overrides: Any) -> A
 
 
 async def run_task(
-    app: Any, keys: KeyFactory, body: dict[str, Any], *, deadline_s: float | None = None
+    app: Any,
+    keys: KeyFactory,
+    body: dict[str, Any],
+    *,
+    deadline_s: float | None = None,
+    route: str = "/api/v1/images/generations",
 ) -> tuple[dict[str, Any], list[str]]:
     core = app.state.core
     key = await keys(mode="live", credits=100, account="live-acme")
     async with httpx2.AsyncClient(
         transport=httpx2.ASGITransport(app=app), base_url="http://gw"
     ) as client:
-        created = await client.post("/api/v1/images/generations", json=body, headers=key.headers)
+        created = await client.post(route, json=body, headers=key.headers)
         assert created.status_code == 200, created.text
         task_id = created.json()["data"]["task_id"]
         if deadline_s is not None:

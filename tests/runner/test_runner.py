@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -116,7 +117,11 @@ async def test_forced_failure_releases_the_hold(
     task_id = await submit(client, key, prompt="please [sandbox:fail]")
     await make_runner(app).drain()
     task = await fetch(client, key, task_id)
-    assert task["status"] == "failed" and task["credits"] == 0 and task["output"] == {"images": []}
+    assert (
+        task["status"] == "failed"
+        and task["credits"] == 0
+        and task["output"] == {"images": [], "videos": []}
+    )
     assert task["error"]["type"] == "generation_failed"
     assert "[sandbox:fail]" in task["error"]["message"]
     assert await transfers(db, task_id) == ["hold", "release"]
@@ -210,7 +215,9 @@ class ExplodingProvider:
     async def poll(self, upstream_id: str, request: ProviderRequest) -> PollResult:
         raise AssertionError("not reached")
 
-    async def fetch_result(self, output: str, request: ProviderRequest) -> bytes:
+    async def save_result(
+        self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int
+    ) -> None:
         raise AssertionError("not reached")
 
 

@@ -218,3 +218,51 @@ async def test_finding_10_bucket_objects_are_typed_by_their_bytes(
         "application/octet-stream",
         "attachment",
     )
+
+
+VIDEO_KEY = "abcdefghijklmnopqrstuvwx.mp4"
+VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40_000  # ~10 MB: a multipart upload
+
+
+async def stored_video(app: Any, tmp_path: Any) -> int:
+    storage = app.state.storage
+    assert isinstance(storage, S3Storage)
+    scratch = tmp_path / "video.mp4"
+    scratch.write_bytes(VIDEO)
+    await storage.put_file(VIDEO_KEY, scratch, "video/mp4")
+    return len(VIDEO)
+
+
+@pytest.mark.parametrize("s3_app", ["proxy"], indirect=True)
+async def test_proxied_files_answer_range_requests(
+    s3_app: Any, s3_client: httpx2.AsyncClient, tmp_path: Any
+) -> None:
+    size = await stored_video(s3_app, tmp_path)
+    whole = await s3_client.get(f"/files/{VIDEO_KEY}")
+    assert whole.status_code == 200 and whole.content == VIDEO
+    assert whole.headers["content-type"] == "video/mp4"
+    assert whole.headers["accept-ranges"] == "bytes"
+    for header, part, content_range in (
+        ("bytes=0-99", VIDEO[:100], f"bytes 0-99/{size}"),
+        ("bytes=5000000-", VIDEO[5_000_000:], f"bytes 5000000-{size - 1}/{size}"),
+        ("bytes=-50", VIDEO[-50:], f"bytes {size - 50}-{size - 1}/{size}"),
+    ):
+        answer = await s3_client.get(f"/files/{VIDEO_KEY}", headers={"Range": header})
+        assert answer.status_code == 206, header
+        assert answer.content == part, header
+        assert answer.headers["content-range"] == content_range
+    beyond = await s3_client.get(f"/files/{VIDEO_KEY}", headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+
+
+@pytest.mark.parametrize("s3_app", ["redirect"], indirect=True)
+async def test_presigned_files_answer_range_requests(
+    s3_app: Any, s3_client: httpx2.AsyncClient, tmp_path: Any
+) -> None:
+    await stored_video(s3_app, tmp_path)
+    answer = await s3_client.get(f"/files/{VIDEO_KEY}")
+    assert answer.status_code == 307
+    async with httpx2.AsyncClient() as outside:
+        part = await outside.get(answer.headers["location"], headers={"Range": "bytes=16-31"})
+    assert part.status_code == 206 and part.content == VIDEO[16:32]
+    assert part.headers["content-type"] == "video/mp4"

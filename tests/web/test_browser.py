@@ -271,3 +271,46 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
 
     assert user.foreign() == [] and operator.foreign() == []
     assert len(list(ARTIFACTS.glob("*.png"))) == 18
+
+
+def test_a_sandbox_video_plays_in_the_console(site: dict[str, Any], browser: Any) -> None:
+    """Integer enums, booleans and output.videos through the console: the MP4 and its
+    poster load from our origin and the browser decodes the video."""
+    from playwright.sync_api import expect
+
+    base = site["base"]
+    user = Tab(browser, base)
+    page = user.open("/signup")
+    page.get_by_label("Email").fill("vid@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page).to_have_url(f"{base}/login?signed_up=1")
+    page.get_by_label("Email").fill("vid@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/dashboard")
+    page = user.open("/keys")
+    page.get_by_label("Name").fill("video")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").inner_text()
+
+    page = user.open("/console")
+    page.locator("#model").select_option("seedance-1-pro")
+    expect(page.locator("#fields [name=duration]")).to_be_visible()
+    page.locator("#api-key").fill(key)
+    page.locator("#fields [name=prompt]").fill("A paper boat on a pond")
+    page.locator("#fields [name=duration]").select_option("2")
+    page.locator("#fields [name=resolution]").select_option("480p")
+    page.locator("#fields [name=camera_fixed]").select_option("true")
+    expect(page.locator("#curl")).to_contain_text('"duration":2')
+    expect(page.locator("#curl")).to_contain_text('"camera_fixed":true')
+    page.get_by_role("button", name="Send request").click()
+    expect(page.locator("#status")).to_contain_text("completed", timeout=30_000)
+    video = page.locator("#images video").first
+    expect(video).to_be_visible()
+    page.wait_for_function("document.querySelector('#images video').readyState >= 1")
+    assert video.evaluate("v => [v.videoWidth, v.videoHeight]") == [640, 360]
+    assert abs(video.evaluate("v => v.duration") - 2) <= 0.1
+    user.shot("10-console-video")
+    assert not user.foreign()
+    user.context.close()

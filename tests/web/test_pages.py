@@ -232,6 +232,25 @@ async def test_usage_shows_ledger_and_tasks_and_exports_csv(
     assert gallery.count('class="task"') == 3 and gallery.count("<img ") == 2
 
 
+async def test_the_gallery_shows_a_video_by_its_poster(
+    client: httpx2.AsyncClient, app_with_runner: Callable[[], Any]
+) -> None:
+    await sign_up(client, "gallery-video@example.com")
+    raw = await create_key(client)
+    body = {"model": "seedance-1-pro", "prompt": "a kite", "duration": 2, "resolution": "480p"}
+    created = await client.post(
+        "/api/v1/videos/generations", json=body, headers={"Authorization": f"Bearer {raw}"}
+    )
+    assert created.status_code == 200, created.text
+    await app_with_runner()
+    gallery = (await client.get("/tasks")).text
+    [poster] = re.findall(r'<img src="[^"]*/files/([^"]+)" alt="Video', gallery)
+    assert poster.endswith(".jpg")
+    task_id = created.json()["data"]["task_id"]
+    assert f'<a class="thumbs" href="/tasks/{task_id}"' in gallery  # where the video plays
+    assert "Video 1 of task_" in gallery and "(2.0 s)" in gallery
+
+
 async def test_admin_grants_and_takes_back_credits_with_a_reason(
     client: httpx2.AsyncClient, db: Any
 ) -> None:

@@ -116,12 +116,13 @@
     const label = document.createElement("label");
     label.textContent = name + (required ? " (required)" : "");
     let input;
-    if (schema.enum) {
+    if (schema.enum || schema.type === "boolean") {
       input = document.createElement("select");
-      for (const option of schema.enum) input.add(new Option(option, option));
-    } else if (schema.type === "integer") {
+      for (const option of schema.enum || [false, true]) input.add(new Option(option, option));
+    } else if (schema.type === "integer" || schema.type === "number") {
       input = document.createElement("input");
       input.type = "number";
+      input.step = schema.type === "number" ? "any" : "1";
       if (schema.minimum !== undefined) input.min = schema.minimum;
       if (schema.maximum !== undefined) input.max = schema.maximum;
     } else if (schema.type === "array" || (schema.maxLength || 0) > 300) {
@@ -172,6 +173,8 @@
       const text = raw.trim();
       if (!text) continue;
       if (schema.type === "integer") out[name] = Number.parseInt(text, 10);
+      else if (schema.type === "number") out[name] = Number.parseFloat(text);
+      else if (schema.type === "boolean") out[name] = text === "true";
       else if (schema.type === "array") out[name] = text.split(/\s+/).filter(Boolean);
       else out[name] = raw;
     }
@@ -200,6 +203,15 @@
       img.alt = `Result ${i + 1} (${image.width}×${image.height})`;
       img.width = 240;
       box.append(img);
+    }
+    for (const [i, video] of (task.output?.videos || []).entries()) {
+      const player = document.createElement("video");
+      player.src = video.url;
+      player.poster = video.poster.url;
+      player.controls = true;
+      player.width = 320;
+      player.title = `Result ${i + 1} (${video.width}×${video.height}, ${video.duration_s} s)`;
+      box.append(player);
     }
   }
 

@@ -1,0 +1,3 @@
+from mediagate_client.cli import main
+
+main()

@@ -1,0 +1,217 @@
+"""Every model added as data, through one real `mediagate serve` process: with a test key
+(the sandbox draws the outputs) and with a live key through the fal fake on loopback.
+Each task is downloaded, counted and measured, and the charge checked to the credit."""
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from PIL import Image
+
+from tests.e2e.procs import (
+    create_key,
+    credits,
+    environment,
+    free_port,
+    poll,
+    process,
+    wait_for_http,
+)
+from tests.e2e.procs import submit as submit_task
+from tests.providers.fakes import FakeState, fal_app, serve
+from tests.servers import ImageServer
+
+pytestmark = pytest.mark.e2e
+
+REF = "/img/600x800.png"
+"""A reference image the session's image server serves (tests/servers.py)."""
+
+# (model, body, fal endpoint, outputs, sandbox pixel size, credits). Sizes: the model's
+# [sandbox] table, or about 1 MP (1k) / 4 MP (2k) at the ratio, sides multiples of 16.
+CASES: list[tuple[str, dict[str, Any], str, int, tuple[int, int], int]] = [
+    (
+        "seedream-4",
+        {"type": "text-to-image", "size": "2304x1728", "num_images": 2, "seed": 7},
+        "fal-ai/bytedance/seedream/v4/text-to-image",
+        2,
+        (2304, 1728),
+        6,
+    ),
+    (
+        "seedream-4",
+        {"type": "image-to-image", "size": "1024x1024", "images": [REF]},
+        "fal-ai/bytedance/seedream/v4/edit",
+        1,
+        (1024, 1024),
+        3,
+    ),
+    (
+        "nano-banana",
+        {"aspect_ratio": "16:9", "num_images": 2, "output_format": "jpeg"},
+        "fal-ai/nano-banana",
+        2,
+        (1360, 768),
+        8,
+    ),
+    (
+        "nano-banana",
+        {"type": "image-to-image", "images": [REF, REF]},
+        "fal-ai/nano-banana/edit",
+        1,
+        (1024, 1024),
+        4,
+    ),
+    (
+        "flux-kontext-pro",
+        {"images": [REF], "aspect_ratio": "3:2", "safety_tolerance": "3"},
+        "fal-ai/flux-pro/kontext",
+        1,
+        (1248, 832),
+        4,
+    ),
+    (
+        "flux-kontext-pro",
+        {"type": "text-to-image", "aspect_ratio": "9:21", "num_images": 3},
+        "fal-ai/flux-pro/kontext/text-to-image",
+        3,
+        (672, 1568),
+        12,
+    ),
+    (
+        "imagen-4",
+        {"aspect_ratio": "4:3", "resolution": "2K", "num_images": 2},
+        "fal-ai/imagen4/preview",
+        2,
+        (2368, 1776),
+        12,
+    ),
+    (
+        "qwen-image",
+        {"aspect_ratio": "16:9", "num_images": 2, "negative_prompt": "blurry"},
+        "fal-ai/qwen-image",
+        2,
+        (1024, 576),
+        4,
+    ),
+    (
+        "qwen-image",
+        {"type": "image-to-image", "aspect_ratio": "9:16", "images": [REF]},
+        "fal-ai/qwen-image-edit",
+        1,
+        (576, 1024),
+        3,
+    ),
+]
+IDS = [f"{model}-{body.get('type', 'default')}" for model, body, *_ in CASES]
+
+
+@pytest.fixture(scope="module")
+def fal() -> Iterator[FakeState]:
+    state = FakeState("fal-key")
+    with serve(fal_app(state), state):
+        yield state
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    module_database_url: str | None,
+    fal: FakeState,
+    images: ImageServer,
+) -> Iterator[dict[str, Any]]:
+    data = tmp_path_factory.mktemp("catalog-e2e") / "data"
+    port = free_port()
+    fal_port = int(fal.base.rsplit(":", 1)[1])
+    env = environment(
+        data,
+        module_database_url,
+        sandbox_latency_s=0.2,
+        runner_poll_interval_s=0.1,
+        fal_key=fal.key,
+        fal_base_url=fal.base,
+        fetch_allow_private_hosts=json.dumps(["127.0.0.1"]),
+        fetch_ports=json.dumps([80, 443, fal_port, images.server_address[1]]),
+    )
+    log = data.parent / "serve.log"
+    with process(env, "serve", "--port", str(port), log=log) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base, proc, log)
+        yield {"base": base, "env": env}
+
+
+def run(
+    server: dict[str, Any],
+    images: ImageServer,
+    key: str,
+    model: str,
+    body: dict[str, Any],
+    prompt: str,
+) -> tuple[dict[str, Any], int]:
+    """Submit, wait; the finished task and the credits it took from the account."""
+    base = server["base"]
+    request = {"model": model, "prompt": prompt, **body}
+    if "images" in body:
+        request["images"] = [images.url(path) for path in body["images"]]
+    before = credits(base, key)["available"]
+    task = poll(base, key, submit_task(base, key, request), timeout=60)
+    return task, before - credits(base, key)["available"]
+
+
+def downloaded_sizes(task: dict[str, Any], base: str) -> list[tuple[int, int]]:
+    sizes = []
+    for image in task["output"]["images"]:
+        assert image["url"].startswith(base + "/files/")
+        response = httpx2.get(image["url"], timeout=30)
+        assert response.status_code == 200
+        with Image.open(io.BytesIO(response.content)) as decoded:
+            sizes.append(decoded.size)
+            assert (image["width"], image["height"]) == decoded.size
+    return sizes
+
+
+@pytest.mark.parametrize(("model", "body", "endpoint", "count", "size", "price"), CASES, ids=IDS)
+def test_test_key_gets_the_asked_count_and_size_and_pays_the_price(
+    server: dict[str, Any],
+    images: ImageServer,
+    model: str,
+    body: dict[str, Any],
+    endpoint: str,
+    count: int,
+    size: tuple[int, int],
+    price: int,
+) -> None:
+    key = create_key(server["env"], account=f"sbx-{endpoint.replace('/', '.')}", credits=100)
+    task, charged = run(server, images, key, model, body, f"sandbox {model}")
+    assert task["status"] == "completed", task
+    assert downloaded_sizes(task, server["base"]) == [size] * count
+    assert task["credits"] == price and charged == price
+
+
+@pytest.mark.parametrize(("model", "body", "endpoint", "count", "size", "price"), CASES, ids=IDS)
+def test_live_key_goes_to_the_declared_fal_endpoint(
+    server: dict[str, Any],
+    images: ImageServer,
+    fal: FakeState,
+    model: str,
+    body: dict[str, Any],
+    endpoint: str,
+    count: int,
+    size: tuple[int, int],
+    price: int,
+) -> None:
+    key = create_key(
+        server["env"], account=f"live-{endpoint.replace('/', '.')}", credits=100, test=False
+    )
+    prompt = f"live {model} {endpoint}"
+    task, charged = run(server, images, key, model, body, prompt)
+    assert task["status"] == "completed", task
+    assert len(downloaded_sizes(task, server["base"])) == count  # the fake's 640x480 PNGs
+    assert task["credits"] == price and charged == price
+    sent = next(b for b in fal.bodies if b.get("prompt") == prompt)
+    assert sent["endpoint"] == endpoint
+    if "images" in body:
+        refs = sent.get("image_urls") or [sent["image_url"]]
+        assert refs == [images.url(p) for p in body["images"]][: len(refs)]
