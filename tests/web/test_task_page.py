@@ -109,3 +109,32 @@ async def test_another_accounts_task_is_a_404_page(
 async def test_the_task_page_asks_a_visitor_to_sign_in(client: httpx2.AsyncClient) -> None:
     answer = await client.get("/tasks/task_anything")
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+async def test_a_video_task_plays_on_its_page_with_its_poster(
+    client: httpx2.AsyncClient, drain: Callable[[], Any]
+) -> None:
+    await sign_up(client, "video-page@example.com")
+    key = await create_key(client)
+    answer = await client.post(
+        "/api/v1/videos/generations",
+        json={
+            "model": "seedance-1-pro",
+            "prompt": "a paper boat",
+            "duration": 2,
+            "resolution": "480p",
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 200, answer.text
+    task_id = answer.json()["data"]["task_id"]
+    await drain()
+    api = await client.get(f"/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {key}"})
+    (video,) = api.json()["data"]["output"]["videos"]
+    page = (await client.get(f"/tasks/{task_id}")).text
+    player = re.search(r"<video ([^>]*)>", page)
+    assert player, page
+    assert "controls" in player.group(1)
+    assert f'src="{video["url"]}"' in player.group(1)
+    assert f'poster="{video["poster"]["url"]}"' in player.group(1)
+    assert "/api/v1/videos/generations" in page  # its curl goes to the video door
