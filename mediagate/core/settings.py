@@ -192,25 +192,6 @@ class Settings(BaseSettings):
     """The From address of every message."""
     smtp_timeout_s: float = 30.0
 
-    # Accounts: verification, password reset, two-factor, deletion
-    require_email_verification: bool = False
-    """Users must open the link mailed at sign-up before they can sign in (and so before
-    they can make API keys)."""
-    email_link_ttl_s: int = 86400
-    """How long an email verification or email change link works, in seconds."""
-    password_reset_ttl_s: int = 3600
-    """How long a password reset link works, in seconds (it works once)."""
-    password_reset_per_email_per_hour: int = 5
-    """Password reset requests per email address from everyone together, per hour."""
-    password_reset_per_address_per_hour: int = 20
-    """Password reset requests per client address, per hour."""
-    account_deletion_grace_s: int = 7 * 86400
-    """Seconds between an account's deletion and the sweep removing its tasks and files
-    (its keys and sessions end at once; its ledger is kept)."""
-    account_sweep_interval_s: float = 300.0
-    """How often this process removes deleted accounts' data and sends low-balance
-    alerts, in seconds (0: never)."""
-
     # Billing: credit packages, Stripe Checkout, redemption codes (mediagate/billing/)
     billing_packages_file: Path | None = None
     """TOML file of the credit packages on sale (unset: the built-in example,
