@@ -37,6 +37,7 @@ from mediagate.core.settings import Settings
 from mediagate.core.state import CoreState
 from mediagate.keys.cache import KeyCache
 from mediagate.keys.ratelimit import RateLimiter
+from mediagate.mail.outbox import build_outbox
 from mediagate.media.fetcher import FetchPolicy, SafeFetcher, allow_list
 from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
@@ -196,6 +197,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         app.state.key_cache = KeyCache(settings.key_cache_s)
         app.state.auth_limits = AuthLimits(settings, components.redis)
         app.state.passwords = Passwords(settings.password_hash_threads)
+        app.state.outbox = outbox = build_outbox(settings)
         resources = AsyncExitStack()
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
@@ -222,6 +224,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
                 reconciling.cancel()
                 await asyncio.gather(reconciling, return_exceptions=True)
             await billing.aclose()
+            await outbox.aclose()
             if runner is not None and runner_task is not None:
                 await runner.stop()
                 await runner_task

@@ -187,6 +187,20 @@ class Settings(BaseSettings):
     """Threads hashing or verifying passwords at once (argon2id: ~0.3 s of one core and
     64 MiB each); further sign-ins and sign-ups wait for a free thread."""
 
+    # Email (mediagate/mail/): unset SMTP_HOST, messages are written to the log instead
+    smtp_host: str | None = None
+    """SMTP server that sends our email (verification, password reset, receipts, alerts)."""
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    """Upgrade the connection with STARTTLS (port 587); refused if the server cannot."""
+    smtp_tls: bool = False
+    """TLS from the first byte instead (port 465); STARTTLS is then not used."""
+    smtp_from: str = "mediagate <no-reply@localhost>"
+    """The From address of every message."""
+    smtp_timeout_s: float = 30.0
+
     # Billing: credit packages, Stripe Checkout, redemption codes (mediagate/billing/)
     billing_packages_file: Path | None = None
     """TOML file of the credit packages on sale (unset: the built-in example,
