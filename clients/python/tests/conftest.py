@@ -2,6 +2,7 @@
 tests, on SQLite or, with --db=postgresql, on a database of its own."""
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -47,12 +48,11 @@ def server(
 @pytest.fixture
 def new_key(server: Server, request: pytest.FixtureRequest) -> Callable[..., str]:
     """A test key of a fresh account (its own task list), with `credits` test credits."""
-    made = iter(range(1000))
 
     def make(credits: int = 100) -> str:
-        # Account names take letters, digits and ._@+- only.
-        account = re.sub(r"[^\w.@+-]", "-", request.node.name[:40], flags=re.ASCII)
-        account = f"{account}-{next(made)}"
+        # Unique (test names repeat across modules); letters, digits and ._@+- only.
+        name = re.sub(r"[^\w.@+-]", "-", request.node.name[:40], flags=re.ASCII)
+        account = f"{name}-{secrets.token_hex(4)}"
         return create_key(server.env, account=account, credits=credits)
 
     return make
