@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     runner_concurrency: int = 64
     runner_poll_interval_s: float = 0.5
     lease_s: float = 30.0
+    """A claimed task's lease; a step running longer extends it by a fenced heartbeat
+    every third of it, and is stopped if the heartbeat finds the lease taken."""
+    step_timeout_s: float = Field(default=600.0, gt=0)
+    """Longest one step may run (heartbeat or not): then it is cancelled and retried,
+    or, for a submit, left to the replay of an interrupted submit."""
     reconcile_interval_s: float = 5.0
     step_max_errors: int = 5
 
@@ -116,6 +121,14 @@ class Settings(BaseSettings):
     """fal's Platform API, used only by `mediagate providers check` (account billing)."""
     replicate_api_token: str | None = None
     replicate_base_url: str = "https://api.replicate.com"
+    openai_api_key: str | None = None
+    """OpenAI API key for OpenAI's Images API as an upstream (us -> OpenAI); unrelated to
+    the OpenAI-compatible door (clients -> us)."""
+    openai_base_url: str = "https://api.openai.com"
+    openai_timeout_s: float = Field(default=300.0, gt=0)
+    """Longest wait for one OpenAI Images answer: the call is synchronous (the image
+    comes in the answer), and a high-quality edit can take minutes. Keep it under
+    MEDIAGATE_STEP_TIMEOUT_S."""
     provider_flagged_outputs: Literal["fail", "drop", "deliver"] = "fail"
     """What to do with results a provider flags as unsafe (WaveSpeed `has_nsfw_contents`,
     fal `has_nsfw_concepts`): fail the task as content_policy_violation (nothing charged),

@@ -53,6 +53,11 @@ class Metrics:
             "Write-backs refused by the fence because another runner held the task",
             registry=self.registry,
         )
+        self.lease_heartbeats = Counter(
+            "mediagate_runner_lease_heartbeats_total",
+            "Leases extended while a long step ran (a synchronous provider's call)",
+            registry=self.registry,
+        )
         self.tasks = Gauge("mediagate_tasks", "Tasks by state", ["state"], registry=self.registry)
         self.queue_lag = Gauge(
             "mediagate_queue_lag_seconds",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mediagate.core.settings import Settings
 from mediagate.media.fetcher import FetchPolicy, SafeFetcher
+from mediagate.media.storage import build_storage
 from mediagate.providers.configured import build_live, provider_client
 from mediagate.providers.errors import ProviderAuthError, ProviderError
 from mediagate.providers.http import ResultFetcher
@@ -22,7 +23,8 @@ async def check_providers(settings: Settings) -> list[CheckResult]:
     client = provider_client(settings)
     fetcher = SafeFetcher(FetchPolicy())  # not used: a check downloads no result
     try:
-        live = build_live(settings, client, ResultFetcher(fetcher))
+        # Storage only for OpenAI's kept answers: a check keeps none.
+        live = build_live(settings, client, ResultFetcher(fetcher), build_storage(settings))
         results = []
         for name, provider in live.items():
             check = getattr(provider, "check", None)

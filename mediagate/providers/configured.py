@@ -11,13 +11,14 @@ from mediagate.providers.base import Provider
 from mediagate.providers.fal import FalProvider
 from mediagate.providers.http import ProviderHTTP, ResultFetcher
 from mediagate.providers.kling import KlingProvider, KlingToken
+from mediagate.providers.openai_images import OpenAIImagesProvider
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.providers.render_pool import RenderPool
 from mediagate.providers.replicate import ReplicateProvider
 from mediagate.providers.sandbox import SandboxProvider
 from mediagate.providers.wavespeed import WaveSpeedProvider
 
-ALL_LIVE = ("wavespeed", "kling", "fal", "replicate")
+ALL_LIVE = ("wavespeed", "kling", "fal", "replicate", "openai")
 
 
 def configured_names(settings: Settings) -> list[str]:
@@ -27,6 +28,7 @@ def configured_names(settings: Settings) -> list[str]:
         "kling": bool(settings.kling_access_key and settings.kling_secret_key),
         "fal": bool(settings.fal_key),
         "replicate": bool(settings.replicate_api_token),
+        "openai": bool(settings.openai_api_key),
     }
     return [name for name in ALL_LIVE if present[name]]
 
@@ -45,7 +47,7 @@ def keep_alive_pool(size: int) -> httpx2.Limits:
 
 
 def build_live(
-    settings: Settings, client: ProviderHTTP, results: ResultFetcher
+    settings: Settings, client: ProviderHTTP, results: ResultFetcher, storage: Storage
 ) -> dict[str, Provider]:
     """An adapter for each live provider whose credentials are set."""
     names = configured_names(settings)
@@ -80,6 +82,16 @@ def build_live(
             base_url=settings.replicate_base_url,
             flagged_outputs=settings.provider_flagged_outputs,
         )
+    if "openai" in names:
+        # Synchronous: its answer is kept in `storage` at once (providers/openai_images.py).
+        live["openai"] = OpenAIImagesProvider(
+            client,
+            storage,
+            api_key=settings.openai_api_key or "",
+            base_url=settings.openai_base_url,
+            secret=settings.hmac_secret,
+            timeout_s=settings.openai_timeout_s,
+        )
     return live
 
 
@@ -98,7 +110,10 @@ def build_registry(
         call_delay_s=settings.sandbox_call_delay_s,
     )
     live = build_live(
-        settings, client, ResultFetcher(fetcher, deadline_s=settings.result_download_timeout_s)
+        settings,
+        client,
+        ResultFetcher(fetcher, deadline_s=settings.result_download_timeout_s),
+        storage,
     )
     return ProviderRegistry(
         sandbox,

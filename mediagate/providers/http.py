@@ -81,13 +81,24 @@ class ProviderHTTP:
         *,
         headers: dict[str, str],
         json: dict[str, Any] | None = None,
+        data: aiohttp.FormData | None = None,
         creates: bool = False,
         unreadable_errors: bool = False,
+        timeout_s: float | None = None,
     ) -> Answer:
         """The answer with its headers. `unreadable_errors=True`: an error status whose
-        body is not JSON comes back with `body=None` instead of being called garbled."""
+        body is not JSON comes back with `body=None` instead of being called garbled.
+        `data`: a multipart body instead of JSON. `timeout_s`: the wait for the answer,
+        for an API that answers slowly by design (default: the client's)."""
+        options: dict[str, Any] = {}
+        if timeout_s is not None:  # (passing timeout=None to aiohttp would mean no limit)
+            options["timeout"] = aiohttp.ClientTimeout(
+                total=None, connect=self.timeout.connect, sock_read=timeout_s
+            )
         try:
-            async with self._client().request(method, url, headers=headers, json=json) as answer:
+            async with self._client().request(
+                method, url, headers=headers, json=json, data=data, **options
+            ) as answer:
                 status, raw = answer.status, await answer.read()
                 received = {k.lower(): v for k, v in answer.headers.items()}
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:

@@ -102,6 +102,21 @@ def _write_back(columns: tuple[str, ...]) -> Prepared:
     )
 
 
+async def extend_lease(session: AsyncSession, task: Task, *, worker: str, until: datetime) -> bool:
+    """The heartbeat of a long step: move the lease's end to `until`, fenced like a
+    write-back. False: another worker holds the task now (nothing changed)."""
+    written = await _write_back(("lease_expires_at",)).run(
+        session,
+        {
+            "lease_expires_at": until,
+            "fence_task": task.id,
+            "fence_owner": worker,
+            "fence_attempt": task.attempt,
+        },
+    )
+    return written.rowcount == 1
+
+
 RECONCILER_LOCK = 0x6D6564696167  # "mediag"
 
 

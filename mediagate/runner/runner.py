@@ -38,12 +38,14 @@ from mediagate.providers.errors import (
 from mediagate.providers.health import record_breakers
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner import repository
+from mediagate.runner.heartbeat import LeaseKeeper
 from mediagate.runner.steps import (
     STEPS,
     Advance,
     Finish,
     Outcome,
     RetryLater,
+    Step,
     StepContext,
     TaskFailed,
     cancel_upstream,
@@ -282,10 +284,10 @@ class Runner:
             return Finish("failed", "timeout", _timeout_message(task))
         step = STEPS[task.step]
         try:
-            # A step must end well inside its lease, or another worker could take over mid-step.
+            # A long step keeps its lease by a heartbeat, and is cancelled if it loses it.
             with self.metrics.step_seconds.labels(task.step).time():
-                async with asyncio.timeout(self.settings.lease_s * STEP_SHARE_OF_LEASE):
-                    return await step(self.ctx, task)
+                async with asyncio.timeout(self.settings.step_timeout_s):
+                    return await self._kept_alive(task, step)
         except TaskFailed as failed:
             return Finish("failed", failed.error_type, failed.message)
         except ProviderUnavailable as exc:
@@ -326,6 +328,23 @@ class Runner:
                     f"Internal error while processing the task ({type(exc).__name__})",
                 )
             return Advance(task.step, min(2.0**errors, 60.0), {"step_errors": errors})
+
+    async def _kept_alive(self, task: Task, step: Step) -> Outcome:
+        """Run `step` with a heartbeat on the lease (runner/heartbeat.py): LeaseLost if
+        another worker took the task meanwhile (the step was cancelled)."""
+        keeper = LeaseKeeper(self.db, task, worker=self.worker, lease_s=self.settings.lease_s)
+        try:
+            return await step(self.ctx, task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not keeper.lost or current is None:
+                raise
+            current.uncancel()  # our own cancel, not the runner's: end as a lost lease
+            raise LeaseLost() from None
+        finally:
+            keeper.stop()
+            if keeper.beats:
+                self.metrics.lease_heartbeats.inc(keeper.beats)
 
     async def _apply(self, task: Task, outcome: Outcome) -> None:
         now = utcnow()

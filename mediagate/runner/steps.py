@@ -277,6 +277,12 @@ async def submitting(ctx: StepContext, task: Task) -> Outcome:
     provider = ctx.providers.get(task.provider)
     request = accepted_request(ctx, task)
     if not provider.supports_lookup or (request.route is not None and not request.route.lookup):
+        # A synchronous provider (OpenAI Images) may have kept its answer before the
+        # worker died: go on with it, it is paid for. Else never ask again: fail, unpaid.
+        staged = getattr(provider, "staged", None)
+        upstream_id = await staged(request) if staged is not None else None
+        if upstream_id is not None:
+            return Advance("poll", 0.0, {"upstream_id": upstream_id, "polls": 0})
         raise TaskFailed(
             "needs_reconciliation",
             f"Submitting to {task.provider} was interrupted and it cannot be looked up safely; "
