@@ -33,7 +33,7 @@ async def test_orders_and_a_printable_receipt_for_their_owner_only(
 
     listing = (await client.get("/orders")).text
     cells = row(listing, paid_order.id)
-    assert "Builder" in cells and "2200 live" in cells and "20.00 USD" in cells
+    assert "Builder" in cells and "2,200 live" in cells and "20.00 USD" in cells
     assert '<td class="status paid">paid</td>' in cells and "Receipt" in cells
     assert '<td class="status expired">expired</td>' in row(listing, lapsed_order.id)
 

@@ -68,9 +68,9 @@ def sign_up_with(browser: httpx2.Client, email: str) -> None:
 
 
 def live_balance(browser: httpx2.Client) -> int:
-    found = re.search(r'data-balance="live">(\d+)<', browser.get("/topup").text)
+    found = re.search(r'data-balance="live">([\d,]+)<', browser.get("/topup").text)
     assert found
-    return int(found.group(1))
+    return int(found.group(1).replace(",", ""))  # shown grouped: 2,200
 
 
 def top_up(browser: httpx2.Client, package: str = "starter") -> str:
