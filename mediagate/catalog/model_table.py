@@ -10,7 +10,6 @@ from mediagate.catalog.loader import Catalog, load_catalog
 
 BEGIN, END = "<!-- models:begin -->", "<!-- models:end -->"
 DOCS = ("README.md", "docs/providers.md")
-OUTPUTS = {"images/generations": "image", "videos/generations": "video"}
 
 
 def model_table(catalog: Catalog) -> str:
@@ -21,8 +20,7 @@ def model_table(catalog: Catalog) -> str:
     for m in catalog.models.values():
         types = "<br>".join(f"`{t.name}`: {t.price.text()}" for t in m.types.values())
         providers = ", ".join(dict.fromkeys(r.provider for r in m.routes))
-        output = OUTPUTS.get(m.endpoint, m.endpoint)
-        lines.append(f"| `{m.id}` {m.name} | {output} | {types} | {providers} |")
+        lines.append(f"| `{m.id}` {m.name} | {m.output} | {types} | {providers} |")
     return "\n".join(lines)
 
 

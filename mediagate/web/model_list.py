@@ -8,12 +8,11 @@ from mediagate.catalog.loader import Catalog
 from mediagate.catalog.schemas import model_as_data
 from mediagate.catalog.spec import ModelSpec
 
-OUTPUTS = {"images/generations": "image", "videos/generations": "video"}
 GROUP_TITLES = {"image": "Image models", "video": "Video models"}
 
 
 def output_of(model: ModelSpec) -> str:
-    return OUTPUTS.get(model.endpoint, model.endpoint)
+    return model.output
 
 
 def providers_of(model: ModelSpec) -> list[str]:
