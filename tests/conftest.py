@@ -45,6 +45,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL leg, run only the tests that reach a database.
+
+    A test that never asks for a database (directly or through `settings`, `db`, `app`,
+    a server's `module_database_url`) does the same work on both legs, so the SQLite leg
+    has already run it.
+    """
+    if config.getoption("--db") != "postgresql":
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        reaches = "postgres_template" in getattr(item, "fixturenames", ())
+        (keep if reaches else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def postgres_template(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """A migrated template database; each test gets a clone of it."""
