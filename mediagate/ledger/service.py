@@ -158,9 +158,9 @@ async def capture(session: AsyncSession, hold_id: int) -> int:
     return await _resolve(session, hold_id, "capture")
 
 
-async def release(session: AsyncSession, hold_id: int) -> int:
-    """Give a hold back (the task failed, timed out or was cancelled)."""
-    return await _resolve(session, hold_id, "release")
+async def release(session: AsyncSession, hold_id: int, *, reason: str | None = None) -> int:
+    """Give a hold back (the task failed, timed out or was cancelled: `reason` says which)."""
+    return await _resolve(session, hold_id, "release", reason=reason)
 
 
 async def balance(session: AsyncSession, account_id: str, mode: Mode) -> Balance:
@@ -242,7 +242,9 @@ async def _take_available(session: AsyncSession, wallet: str, amount: int, *, po
     )
 
 
-async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> int:
+async def _resolve(
+    session: AsyncSession, hold_id: int, kind: str, *, reason: str | None = None
+) -> int:
     row = (await _PENDING.run(session, {"id": hold_id})).row
     if row is None:
         raise NoResultFound(f"no transfer {hold_id}")
@@ -258,6 +260,7 @@ async def _resolve(session: AsyncSession, hold_id: int, kind: str) -> int:
         amount,
         pending_id=hold_id,
         task_id=task_id,
+        reason=reason,
     )
 
 

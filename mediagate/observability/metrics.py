@@ -12,7 +12,7 @@ from mediagate.core.clock import utcnow
 from mediagate.ledger.models import LedgerAccount
 from mediagate.tasks.models import Task
 
-STATES = ("in_progress", "completed", "failed")
+STATES = ("in_progress", "completed", "failed", "cancelled")
 
 
 class Metrics:

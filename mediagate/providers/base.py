@@ -66,3 +66,14 @@ class Provider(Protocol):
         """Write one result reference returned by `poll` into the file `dest`, streamed
         (never whole in memory); over `max_bytes`, a ProviderRejected naming the cap."""
         ...
+
+
+class Cancellable(Protocol):
+    """A provider whose API can stop a task it has accepted (fal, Replicate, the sandbox)."""
+
+    async def cancel(self, upstream_id: str, request: ProviderRequest, *, force: bool) -> bool:
+        """Stop the upstream task. True only when the provider confirms it will produce,
+        and bill, nothing more. `force` (past our deadline, the task fails either way):
+        ask it to stop whatever its state; without it, ask only when a stop is certain,
+        so a task that must run on is never stopped half-way."""
+        ...

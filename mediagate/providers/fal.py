@@ -4,7 +4,7 @@ from its route declaration.
 POST {endpoint id}                         the route's body -> {request_id, ...}
 GET  {owner}/{alias}/requests/{id}/status  IN_QUEUE | IN_PROGRESS | COMPLETED (+ error, error_type)
 GET  {owner}/{alias}/requests/{id}         the result, or the request's error
-PUT  {owner}/{alias}/requests/{id}/cancel  (only before it is processed)
+PUT  {owner}/{alias}/requests/{id}/cancel  (removes a queued request; signals a running one)
 The subpath of an endpoint id (after owner/alias) is not used after submit.
 Sources: fal-client 1.0.3 `fal_client/client.py`; https://docs.fal.ai/model-endpoints/queue;
 https://fal.ai/docs/errors (422 `detail[].type`, never `msg`; `X-Fal-Retryable`);
@@ -106,15 +106,27 @@ class FalProvider:
             )
         return self._failed_result(result)
 
-    async def cancel(self, upstream_id: str, request: ProviderRequest) -> None:
-        """Ask fal to drop a request we no longer want (works only while it is queued)."""
-        await self.http.call(
-            NAME,
-            "PUT",
-            f"{self._request_url(request, upstream_id)}/cancel",
-            headers=self.headers,
-            unreadable_errors=True,
+    async def cancel(self, upstream_id: str, request: ProviderRequest, *, force: bool) -> bool:
+        """fal removes a request still IN_QUEUE; one IN_PROGRESS only gets a signal that
+        its app may ignore (https://fal.ai/docs/inference-api/queue/cancel), so without
+        `force` that one is left to run: True only for a queued request fal took out."""
+        base = self._request_url(request, upstream_id)
+        if not force:
+            status = await self.http.call(NAME, "GET", f"{base}/status", headers=self.headers)
+            if status.status >= 400:
+                _raise_unavailable(status)
+            body = status.body if isinstance(status.body, dict) else {}
+            if body.get("status") != "IN_QUEUE":
+                return False
+        answer = await self.http.call(
+            NAME, "PUT", f"{base}/cancel", headers=self.headers, unreadable_errors=True
         )
+        if answer.status in (400, 404):  # ALREADY_COMPLETED, NOT_FOUND: nothing to stop
+            return False
+        if answer.status >= 400:
+            _raise_unavailable(answer)
+        body = answer.body if isinstance(answer.body, dict) else {}
+        return not force and body.get("status") == "CANCELLATION_REQUESTED"
 
     async def save_result(
         self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int

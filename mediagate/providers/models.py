@@ -18,6 +18,8 @@ class SandboxJob(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ready_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """Set by a cancel that came before `ready_at`: the job then never finishes."""
 
 
 class ProviderHealth(Base):

@@ -119,15 +119,17 @@ class ReplicateProvider:
         if state == "failed":
             return failed("Replicate", prediction.get("error"))
         if state == "canceled":
-            # Not by us (we cancel only past the deadline, and then stop polling): someone
-            # canceled it on Replicate's side, so nothing was produced.
+            # Not by us (after our cancel the task has ended, and is not polled again):
+            # someone canceled it on Replicate's side, so nothing was produced.
             return failed(
                 "Replicate", "the prediction was canceled at Replicate", kind="generation_failed"
             )
         raise ProviderRetryable(NAME, f"unknown prediction status {state!r}")
 
-    async def cancel(self, upstream_id: str, request: ProviderRequest) -> None:
-        """Ask Replicate to stop a prediction we no longer want (it bills for run time)."""
+    async def cancel(self, upstream_id: str, request: ProviderRequest, *, force: bool) -> bool:
+        """Replicate stops a prediction in any state and answers with it: `canceled`
+        confirms the stop (it bills the run time so far, which we bear, not the user);
+        a prediction that had already ended keeps its final status."""
         answer = await self.http.call(
             NAME,
             "POST",
@@ -136,6 +138,8 @@ class ReplicateProvider:
             unreadable_errors=True,
         )
         _check(answer, creating=False)
+        prediction = answer.body if isinstance(answer.body, dict) else {}
+        return prediction.get("status") == "canceled"
 
     async def save_result(
         self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int

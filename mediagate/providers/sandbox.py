@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mediagate.core.clock import utcnow
@@ -115,6 +115,10 @@ class SandboxProvider:
             return PollResult(
                 "failed", error_type="provider_error", error_message="Unknown sandbox job"
             )
+        if job.cancelled_at is not None:
+            return PollResult(
+                "failed", error_type="cancelled", error_message="The sandbox job was cancelled"
+            )
         if utcnow() < job.ready_at:
             return PollResult("pending")
         if FAIL_MARKER in request.params.get("prompt", ""):
@@ -130,6 +134,23 @@ class SandboxProvider:
         return PollResult(
             "completed", outputs=[f"sandbox://{job.id}/{i}" for i in range(_count(request))]
         )
+
+    async def cancel(self, upstream_id: str, request: ProviderRequest, *, force: bool) -> bool:
+        """Like a queue that drops what it has not finished: a job before its `ready_at`
+        is stopped (one conditional UPDATE, so it never also finishes); a finished one
+        is not."""
+        now = utcnow()
+        async with self.db.write() as session:
+            stopped = await session.execute(
+                update(SandboxJob)
+                .where(
+                    SandboxJob.id == upstream_id,
+                    SandboxJob.cancelled_at.is_(None),
+                    SandboxJob.ready_at > now,
+                )
+                .values(cancelled_at=now)
+            )
+        return bool(stopped.rowcount)  # type: ignore[attr-defined]
 
     async def save_result(
         self, output: str, request: ProviderRequest, dest: Path, *, max_bytes: int

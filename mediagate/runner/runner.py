@@ -23,8 +23,6 @@ from mediagate.core.errors import ProviderUnavailable
 from mediagate.core.ids import random_base62
 from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
-from mediagate.keys import spending
-from mediagate.ledger import service as ledger
 from mediagate.media.references import ReferenceLoader
 from mediagate.media.storage import Storage
 from mediagate.observability.metrics import Metrics
@@ -53,13 +51,7 @@ from mediagate.runner.steps import (
 )
 from mediagate.runner.wakeups import RedisListener, TaskListener
 from mediagate.tasks.models import Task
-from mediagate.tasks.service import (
-    REDIS_FINISHED_CHANNEL,
-    announce_finished,
-    free_slot,
-    task_as_data,
-)
-from mediagate.webhooks import service as webhooks
+from mediagate.tasks.settling import announce, settle
 from mediagate.webhooks.service import CallbackSender
 
 log = logging.getLogger("mediagate.runner")
@@ -400,29 +392,14 @@ class Runner:
         }
         async with self.db.write() as session:
             await self._write_back(session, task, values, release=True)
-            await free_slot(session, task.account_id)
-            if task.hold_id is not None:
-                if outcome.status == "completed":
-                    await ledger.capture(session, task.hold_id)
-                else:
-                    await ledger.release(session, task.hold_id)
-                    await spending.give_back(session, task.key_id, task.created_at, task.price)
-            if task.callback_url:
-                finished = await session.get_one(Task, task.id, populate_existing=True)
-                await webhooks.enqueue(
-                    session,
-                    task_id=task.id,
-                    account_id=task.account_id,
-                    mode=task.mode,
-                    url=task.callback_url,
-                    payload=task_as_data(finished, self._files_base()),
-                )
-            await announce_finished(session, task.id)
-        # After the commit: a woken request reads the finished row, never the old one.
-        if self.on_finished is not None:
-            self.on_finished(task.id)
-        if self.redis is not None:
-            await self.redis.publish(REDIS_FINISHED_CHANNEL, task.id)
+            await settle(
+                session,
+                task,
+                outcome.status,
+                files_base=self._files_base(),
+                reason=f"task {outcome.status} ({outcome.error_type})",
+            )
+        await announce(task.id, on_finished=self.on_finished, redis=self.redis)
         log.info(
             "task %s %s%s",
             task.id,

@@ -386,15 +386,15 @@ async def finalize(ctx: StepContext, task: Task) -> Outcome:
 
 
 async def cancel_upstream(ctx: StepContext, task: Task) -> None:
-    """Past its deadline, ask the provider to drop the task where its API can (fal's
-    cancel); best effort, as the task fails either way and nothing is charged."""
+    """Past its deadline, ask the provider to drop the task where its API can (fal,
+    Replicate); best effort, as the task fails either way and nothing is charged."""
     if task.provider is None or task.upstream_id is None:
         return
     cancel = getattr(ctx.providers.get(task.provider), "cancel", None)
     if cancel is None:
         return
     try:
-        await cancel(task.upstream_id, accepted_request(ctx, task))
+        await cancel(task.upstream_id, accepted_request(ctx, task), force=True)
     except ProviderError as exc:
         log.info("task %s: could not cancel it at %s: %s", task.id, task.provider, exc.message)
 

@@ -1,5 +1,5 @@
 """POST /api/v1/images/generations, POST /api/v1/videos/generations, GET /api/v1/tasks and
-GET /api/v1/tasks/{task_id}."""
+GET /api/v1/tasks/{task_id}, POST /api/v1/tasks/{task_id}/cancel."""
 
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.tasks import intake, listing, prefer, service
+from mediagate.tasks.cancelling import canceller
 from mediagate.tasks.content_type import require_json
 from mediagate.tasks.idempotency import MAX_KEY_LENGTH, check_key
 from mediagate.tasks.schemas import Submission, TaskData, TaskList
@@ -141,6 +142,32 @@ def _add_task_routes(router: APIRouter) -> None:
         else:
             task = await service.get_task(db, caller.account_id, task_id)
         return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
+
+    @router.post(
+        "/tasks/{task_id}/cancel",
+        summary="Cancel a task",
+        description=(
+            "Ends the task `cancelled`, with nothing charged, while that can still be done: "
+            "at once before a provider has it; after, only if the provider's API can stop "
+            "it and confirms it did. Otherwise 409 `conflict` saying why, and the task runs "
+            "on (charged only if it succeeds). Cancelling a cancelled task answers the same."
+        ),
+        responses=answers(
+            TaskData,
+            401,
+            404,
+            409,
+            429,
+            503,
+            e404="not_found: no such task for this key's account",
+            e409="conflict: the task can no longer be cancelled (the message says why)",
+            e503="provider_unavailable: the provider could not be asked to cancel it",
+        ),
+        openapi_extra=BEARER,
+    )
+    async def cancel_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
+        task = await canceller(request).cancel(caller.account_id, task_id)
+        return success(service.task_as_data(task, files_base(request)))
 
 
 def _with_headers(response: JSONResponse, wait_s: int | None) -> JSONResponse:

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from mediagate.core.schemas import Strict
 
-ApiStatus = Literal["IN_PROGRESS", "completed", "failed"]
+ApiStatus = Literal["IN_PROGRESS", "completed", "failed", "cancelled"]
 
 
 class Submission(Strict):
@@ -50,10 +50,13 @@ class TaskData(Strict):
     created_at: str = Field(description="ISO 8601, UTC")
     completed_at: str | None = Field(description="ISO 8601, UTC; null until the task ends")
     credits: int = Field(
-        description="Held while in progress, charged when completed, 0 when failed"
+        description="Held while in progress, charged when completed, 0 when failed or cancelled"
     )
     output: TaskOutput
-    error: TaskError | None = Field(description="Why the task failed; null otherwise")
+    error: TaskError | None = Field(
+        description="Why the task failed (or `cancelled`, when a client cancelled it); null "
+        "otherwise"
+    )
 
 
 class TaskList(Strict):

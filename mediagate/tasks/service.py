@@ -25,8 +25,15 @@ from mediagate.ledger import service as ledger
 from mediagate.tasks.models import IdempotencyKey, Task
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-API_STATUS = {"in_progress": "IN_PROGRESS", "completed": "completed", "failed": "failed"}
+API_STATUS = {
+    "in_progress": "IN_PROGRESS",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
+UNCHARGED = ("failed", "cancelled")
+"""Final statuses whose hold was given back."""
 
 _accounts = table_of(Account)
 _tasks = table_of(Task)
@@ -225,7 +232,7 @@ def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
     videos = [_video(v, files_base) for v in task.videos or []] if completed else []
     error = (
         {"type": task.error_type, "message": task.error_message}
-        if task.status == "failed"
+        if task.status in UNCHARGED
         else None
     )
     return {
@@ -235,7 +242,7 @@ def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
         "status": API_STATUS[task.status],
         "created_at": isoformat(task.created_at),
         "completed_at": isoformat(task.completed_at),
-        "credits": 0 if task.status == "failed" else task.price,
+        "credits": 0 if task.status in UNCHARGED else task.price,
         "output": {"images": images, "videos": videos},
         "error": error,
     }

@@ -21,7 +21,7 @@ from mediagate.keys.limits import describe_limits, parse_limits
 from mediagate.ledger import service as ledger
 from mediagate.media.references import EXAMPLES_PATH
 from mediagate.tasks.models import Task
-from mediagate.tasks.service import task_as_data
+from mediagate.tasks.service import UNCHARGED, task_as_data
 from mediagate.web import charts, history, usage_stats
 from mediagate.web.model_list import ModelFilter, filter_choices, model_groups
 from mediagate.web.render import csv_download, page, redirect
@@ -322,7 +322,7 @@ async def usage_csv(request: Request, who: SignedIn) -> Response:
                 t.mode,
                 t.key_id,
                 t.status,
-                0 if t.status == "failed" else t.price,
+                0 if t.status in UNCHARGED else t.price,
                 t.error_type or "",
             ]
         )

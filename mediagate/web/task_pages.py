@@ -8,13 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mediagate.catalog.spec import ModelSpec
-from mediagate.core.errors import NotFound
+from mediagate.core.errors import NotFound, ProviderUnavailable
 from mediagate.core.http import files_base, public_base
 from mediagate.core.state import core_state
+from mediagate.tasks.cancelling import CannotCancel, canceller
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import task_as_data
-from mediagate.web.render import page
-from mediagate.web.security import SignedIn
+from mediagate.web.render import page, redirect
+from mediagate.web.security import SignedIn, check_csrf, form
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,6 +35,23 @@ def shell_quoted(text: str) -> str:
 
 @router.get("/tasks/{task_id}")
 async def task_page(request: Request, task_id: str, who: SignedIn) -> Response:
+    return await _task_page(request, task_id, who)
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(request: Request, task_id: str, who: SignedIn) -> Response:
+    """The page's Cancel button: the API's cancel, for the signed-in user's account."""
+    check_csrf(request, who.csrf_token, await form(request))
+    try:
+        await canceller(request).cancel(who.user.account_id, task_id)
+    except (CannotCancel, ProviderUnavailable) as refused:
+        return await _task_page(request, task_id, who, error=refused.message)
+    return redirect(f"/tasks/{task_id}")
+
+
+async def _task_page(
+    request: Request, task_id: str, who: SignedIn, *, error: str | None = None
+) -> Response:
     async with core_state(request).db.read() as session:
         task = await session.get(Task, task_id)
     if task is None or task.account_id != who.user.account_id:  # another's is as unknown
@@ -52,4 +70,5 @@ async def task_page(request: Request, task_id: str, who: SignedIn) -> Response:
         endpoint=endpoint,
         body=shell_quoted(json.dumps(request_body(task, spec))),
         as_json=json.dumps,
+        cancel_error=error,
     )

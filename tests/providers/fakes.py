@@ -21,6 +21,7 @@ without a prompt (multi-shot), or a wrong key:
   [fake:completed-error]  fal: COMPLETED with error/error_type, the result a 500
   [fake:result-504] fal: COMPLETED, the result a request_timeout 504 with its request id
   [fake:noretry]    fal: submit 500 with X-Fal-Retryable: false
+  [fake:queued]     fal: IN_QUEUE until cancelled (a cancel removes it; cancel tests)
   [fake:retry-422]  fal: one 422 with X-Fal-Retryable: true, then fine
   [fake:ip] [fake:1202] [fake:1203]   Kling: that code at its documented HTTP status
   [fake:async-policy-en] [fake:async-policy-zh]   Kling: failed later, task_status_msg
@@ -634,6 +635,8 @@ def fal_app(state: FakeState) -> Starlette:
         task_id = request.path_params["task_id"]
         task = state.tasks[task_id]
         base = f"{state.base}/{request.path_params['owner']}/{request.path_params['alias']}"
+        if "[fake:queued]" in task["prompt"]:
+            return JSONResponse(documented("fal", "status_in_queue", id=task_id, base=base))
         if "[fake:slow]" in task["prompt"]:
             return JSONResponse(documented("fal", "status_in_progress", id=task_id, base=base))
         if "[fake:completed-error]" in task["prompt"]:
@@ -677,7 +680,17 @@ def fal_app(state: FakeState) -> Starlette:
         if not authorized(request):
             return JSONResponse({"detail": "Invalid key"}, 401)
         state.calls["cancel"] += 1
-        state.cancelled.append(request.path_params["task_id"])
+        task_id = request.path_params["task_id"]
+        task = state.tasks.get(task_id)
+        if task is None:
+            return JSONResponse({"status": "NOT_FOUND"}, 404)
+        # Queued: removed. Running: only signalled (the app may ignore it; ours does).
+        # Ended (or already cancelled): nothing to cancel.
+        queued, running = "[fake:queued]" in task["prompt"], "[fake:slow]" in task["prompt"]
+        if task.get("cancelled") or not (queued or running):
+            return JSONResponse(documented("fal", "cancel_already_completed"), 400)
+        state.cancelled.append(task_id)
+        task["cancelled"] = queued
         return JSONResponse(documented("fal", "cancel"), 202)
 
     async def billing(request: Request) -> Response:

@@ -26,6 +26,8 @@ from tests.factories import KeyFactory
 from tests.providers.fake_replicate import ReplicateState, replicate_app
 from tests.providers.fakes import serve
 from tests.providers.test_providers import CHARGED, RELEASED, live_gateway, run_task
+from tests.tasks.test_cancel import assert_cancelled
+from tests.tasks.test_cancel import gateway as cancel_gateway
 
 TOKEN = "r8_test_token_0123456789"
 MODEL = "black-forest-labs/flux-schnell"
@@ -339,3 +341,17 @@ def test_the_providers_command_lists_replicate_as_configured(
     main(["providers"])
     out = capsys.readouterr().out
     assert "replicate  configured" in out and "fal        not configured" in out
+
+
+async def test_a_client_cancel_stops_the_prediction_and_charges_nothing(
+    fake: ReplicateState, make_settings: Any
+) -> None:
+    """Replicate can stop a prediction while it runs; it answers with it `canceled`."""
+    async with cancel_gateway(make_settings, mode="live", **settings_for(fake)) as gw:
+        task_id = await gw.submit(**flux("[fake:slow] stop me"))
+        gw.start_runner()
+        task = await gw.until(task_id, lambda t: t.step == "poll" and t.upstream_id is not None)
+        assert_cancelled(await gw.cancel(task_id))
+        assert task.upstream_id in fake.cancelled
+        assert fake.tasks[str(task.upstream_id)]["status"] == "canceled"
+        assert await gw.kinds(task_id) == RELEASED

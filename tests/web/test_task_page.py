@@ -14,7 +14,7 @@ from markupsafe import escape
 
 from mediagate.app import build_runner
 from tests.factories import generation
-from tests.web.helpers import create_key, sign_up
+from tests.web.helpers import create_key, page_token, sign_up
 
 BROWSER = "text/html,application/xhtml+xml,*/*;q=0.8"
 
@@ -138,3 +138,27 @@ async def test_a_video_task_plays_on_its_page_with_its_poster(
     assert f'src="{video["url"]}"' in player.group(1)
     assert f'poster="{video["poster"]["url"]}"' in player.group(1)
     assert "/api/v1/videos/generations" in page  # its curl goes to the video door
+
+
+async def test_the_cancel_button_cancels_an_unfinished_task_and_explains_a_finished_one(
+    client: httpx2.AsyncClient, drain: Callable[[], Any]
+) -> None:
+    await sign_up(client, "cancel@example.com")
+    key = await create_key(client)
+    waiting = await submit(client, key, prompt="never started")
+    page = (await client.get(f"/tasks/{waiting}")).text
+    assert "data-cancel>" in page
+    answer = await client.post(f"/tasks/{waiting}/cancel", data={"csrf_token": page_token(page)})
+    assert answer.status_code == 303, answer.text
+    page = (await client.get(f"/tasks/{waiting}")).text
+    assert re.search(r"<span[^>]*data-status>cancelled</span>", page)
+    assert "data-credits>0<" in page and "data-cancel>" not in page
+
+    done = await submit(client, key, prompt="finished first")
+    page = (await client.get(f"/tasks/{done}")).text
+    await drain()
+    answer = await client.post(f"/tasks/{done}/cancel", data={"csrf_token": page_token(page)})
+    assert answer.status_code == 200
+    assert re.search(r"data-cancel-error>[^<]*already completed", answer.text)
+    forged = await client.post(f"/tasks/{waiting}/cancel", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
