@@ -46,3 +46,13 @@ async def get_or_create(session: AsyncSession, name: str) -> tuple[Account, bool
 
 async def count_accounts(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
+
+
+async def names_by_id(session: AsyncSession, account_ids: set[str]) -> dict[str, str]:
+    """Each account's name, by id (for listings that show whose a row is)."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        select(Account.id, Account.name).where(Account.id.in_(account_ids))
+    )
+    return {account_id: name for account_id, name in rows}

@@ -4,7 +4,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,9 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediagate.core.errors import InvalidRequest, MediagateError, PayloadTooLarge
 from mediagate.core.ids import random_base62
+from mediagate.core.logs import request_id_var
 
 log = logging.getLogger("mediagate.http")
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HTTP_TYPES = {404: "not_found", 401: "authentication_error", 429: "rate_limit_error"}
 API_PREFIXES = ("/api/", "/v1/")
@@ -26,14 +25,6 @@ API_PREFIXES = ("/api/", "/v1/")
 HtmlErrorPage = Callable[[Request, int, str, dict[str, str] | None], Awaitable[Response]]
 """Renders an error as a page for a person (status, message, headers): given by the web
 layer, so this module imports no domain."""
-
-
-class RequestIdFilter(logging.Filter):
-    """Puts the current request id on every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
 
 
 class RequestIdMiddleware:
