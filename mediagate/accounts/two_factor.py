@@ -52,8 +52,7 @@ async def confirm(
     codes = totp.new_recovery_codes()
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     session.add_all(
-        RecoveryCode(user_id=user_id, code_hash=box.recovery_hash(c), created_at=now)
-        for c in codes
+        RecoveryCode(user_id=user_id, code_hash=box.recovery_hash(c), created_at=now) for c in codes
     )
     await session.flush()
     return codes
@@ -104,9 +103,7 @@ async def _take_totp(
         return False
     taken = await session.execute(
         update(User)
-        .where(
-            User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step)
-        )
+        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
         .values(totp_last_step=step)
         .execution_options(synchronize_session=False)
     )

@@ -18,6 +18,7 @@ from mediagate.web.sessions import Viewer
 
 SESSION_COOKIE = "mg_session"
 CSRF_COOKIE = "mg_csrf"  # before sign-in: double-submit token for the login/sign-up forms
+PENDING_COOKIE = "mg_pending"  # password given, two-factor code due (web/two_factor.py)
 
 
 class LoginRequired(MediagateError):
