@@ -29,7 +29,7 @@ from mediagate.web.models import WebSession
 from mediagate.webhooks.models import CallbackDelivery
 
 log = logging.getLogger("mediagate.accounts")
-FINISHED = ("succeeded", "failed")
+IN_PROGRESS = "in_progress"  # left to finish (and settle its hold); purged later
 
 
 class Deletes(Protocol):
@@ -126,7 +126,7 @@ async def _purge_account(
         tasks = list(
             await session.scalars(
                 select(Task)
-                .where(Task.account_id == account_id, Task.status.in_(FINISHED))
+                .where(Task.account_id == account_id, Task.status != IN_PROGRESS)
                 .limit(limit)
             )
         )
@@ -137,7 +137,7 @@ async def _purge_account(
         )
         unfinished = await session.scalar(
             select(Task.id)
-            .where(Task.account_id == account_id, Task.status.not_in(FINISHED))
+            .where(Task.account_id == account_id, Task.status == IN_PROGRESS)
             .limit(1)
         )
     files = [key for t in tasks for key in task_files(t)] + [u.key for u in uploads]
