@@ -219,7 +219,7 @@ async def delete_account(request: Request, who: SignedIn) -> Response:
     core = core_state(request)
     try:
         if fields.get("confirm", "") != "delete":
-            raise InvalidRequest('Type "delete" to confirm', param="confirm")
+            raise InvalidRequest("Type the word delete to confirm", param="confirm")
         await _check_password(request, who, fields.get("current_password", ""))
         if two_factor.enabled(who.user):
             await _two_factor_limit(request, who)
