@@ -61,7 +61,7 @@ async def start(
             created_at=now,
             last_seen_at=now,
             expires_at=now + (pending_for or timedelta(days=SESSION_DAYS)),
-            user_agent=(client.user_agent or "")[:USER_AGENT_MAX] or None if client else None,
+            user_agent=client.user_agent[:USER_AGENT_MAX] if client and client.user_agent else None,
             address=client.address if client else None,
             pending_2fa=pending_for is not None,
             code_attempts=0,

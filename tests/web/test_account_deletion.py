@@ -111,6 +111,8 @@ async def test_deleting_revokes_keys_ends_sessions_and_frees_the_email(
         old = await session.scalar(select(User).where(User.deleted_at.is_not(None)))
     assert old is not None and old.deleted_email == "gone@example.com"
     assert old.email.endswith("@deleted.invalid")
+    async with browser(app) as stranger:  # not even by the placeholder address
+        assert (await sign_in(stranger, old.email)).status_code == 400
     assert stored_files(settings)  # nothing is purged before the grace period
 
 
