@@ -49,6 +49,13 @@ async def confirm(
     if not await _take_totp(session, user, secret, code, now):
         raise InvalidRequest(WRONG_CODE, param="code")
     user.totp_enabled_at = now
+    return await new_recovery_codes(session, user_id, box, now)
+
+
+async def new_recovery_codes(
+    session: AsyncSession, user_id: str, box: totp.SecretBox, now: datetime
+) -> list[str]:
+    """A fresh set of recovery codes, replacing every earlier one (used or not)."""
     codes = totp.new_recovery_codes()
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     session.add_all(

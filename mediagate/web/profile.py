@@ -1,5 +1,6 @@
 """The profile page: display name, password (changing it signs out every other session),
-the signed-in sessions (end one, or all others), two-factor sign-in (enrol, turn off) and
+the signed-in sessions (end one, or all others), two-factor sign-in (enrol, new recovery
+codes, turn off) and
 deleting the account. Whatever asks for the password is rate limited as sign-in is."""
 
 from typing import Any
@@ -205,6 +206,25 @@ async def two_factor_disable(request: Request, who: SignedIn) -> Response:
     if not used:
         return await _refused(request, who, InvalidRequest(two_factor.WRONG_CODE, param="code"))
     return await _profile_page(request, who, notice="Two-factor sign-in is off.")
+
+
+@router.post(f"{PROFILE}/two-factor/recovery-codes")
+async def two_factor_new_codes(request: Request, who: SignedIn) -> Response:
+    """A new set of recovery codes (the old ones stop working), for a current code."""
+    fields = await form(request)
+    check_csrf(request, who.csrf_token, fields)
+    try:
+        await _two_factor_limit(request, who)
+    except RateLimited as exc:
+        return await _limited(request, who, exc)
+    box, now = box_of(request), utcnow()
+    async with core_state(request).db.write() as session:
+        user = await session.get_one(users.User, who.user.id)
+        used = await two_factor.verify(session, user, fields.get("code", ""), box, now)
+        codes = await two_factor.new_recovery_codes(session, user.id, box, now) if used else []
+    if not codes:
+        return await _refused(request, who, InvalidRequest(two_factor.WRONG_CODE, param="code"))
+    return page(request, "recovery_codes.html", who, codes=codes, renewed=True)
 
 
 async def _two_factor_limit(request: Request, who: Viewer) -> None:

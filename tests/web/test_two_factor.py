@@ -237,3 +237,25 @@ async def test_turning_two_factor_off_needs_a_code(app: Any) -> None:
         client.cookies.clear()
         signed = await sign_in(client, "off@example.com")
         assert signed.headers["location"] == "/dashboard"  # no code asked any more
+
+
+async def test_new_recovery_codes_replace_the_old_ones(app: Any) -> None:
+    async with browser(app) as client:
+        await sign_up(client, "renew@example.com")
+        secret, old = await enrol(client)
+        refused = await post_form(
+            client, "/profile", "/profile/two-factor/recovery-codes", code="000000"
+        )
+        assert refused.status_code == 400 and "not right" in refused.text
+        renewed = await post_form(
+            client,
+            "/profile",
+            "/profile/two-factor/recovery-codes",
+            code=code_at(secret, later(1)),
+        )
+        new = RECOVERY.findall(renewed.text)
+        assert len(new) == 10 and not set(new) & set(old)
+        assert "earlier recovery codes no longer work" in renewed.text
+        await password_step(client, "renew@example.com")
+        assert (await code_step(client, old[0])).status_code == 400
+        assert (await code_step(client, new[0])).status_code == 303
