@@ -28,8 +28,7 @@ from mediagate.media.storage import LocalStorage
 from mediagate.tasks.models import Task
 from mediagate.web.models import WebSession
 from tests.factories import generation
-from tests.web.helpers import PASSWORD, create_key, post_form, sign_in, sign_up
-from tests.web.test_two_factor import enrol, later
+from tests.web.helpers import PASSWORD, create_key, enrol, later, post_form, sign_in, sign_up
 
 
 def png() -> bytes:

@@ -1,10 +1,9 @@
 """TOTP two-factor sign-in: enrolment, the code step, recovery codes, replays, limits."""
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -17,15 +16,16 @@ from mediagate.core.clock import utcnow
 from mediagate.core.db import Database
 from mediagate.core.migrate import upgrade
 from mediagate.web.models import WebSession
-from tests.web.helpers import form_token, post_form, sign_in, sign_up
-
-SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7]+)</code>')
-RECOVERY = re.compile(r"<code data-recovery-code>([a-z0-9-]+)</code>")
-STEP = timedelta(seconds=30)
-
-
-def later(steps: int) -> datetime:
-    return utcnow() + steps * STEP
+from tests.web.helpers import (
+    RECOVERY,
+    SECRET,
+    enrol,
+    form_token,
+    later,
+    post_form,
+    sign_in,
+    sign_up,
+)
 
 
 @asynccontextmanager
@@ -33,22 +33,6 @@ async def browser(app: Any) -> AsyncIterator[httpx2.AsyncClient]:
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
         yield c
-
-
-async def enrol(client: httpx2.AsyncClient) -> tuple[str, list[str]]:
-    """Turn two-factor on from the profile page; the secret and the recovery codes."""
-    setup = await post_form(client, "/profile", "/profile/two-factor/setup")
-    assert setup.status_code == 200, setup.text
-    found = SECRET.search(setup.text)
-    assert found
-    secret = found.group(1)
-    confirmed = await post_form(
-        client, "/profile", "/profile/two-factor/confirm", code=code_at(secret, utcnow())
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    codes = RECOVERY.findall(confirmed.text)
-    assert len(codes) == 10 and len(set(codes)) == 10
-    return secret, codes
 
 
 async def password_step(client: httpx2.AsyncClient, email: str) -> httpx2.Response:
