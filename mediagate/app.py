@@ -19,6 +19,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from mediagate import __version__
 from mediagate.accounts.passwords import Passwords
 from mediagate.accounts.routes import router as account_router
+from mediagate.accounts.totp import SecretBox
 from mediagate.billing import admin as billing_admin
 from mediagate.billing import routes as billing_routes
 from mediagate.billing.reconciler import BillingReconciler
@@ -61,7 +62,9 @@ from mediagate.web import admin as web_admin
 from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
+from mediagate.web import profile as web_profile
 from mediagate.web import task_pages as web_task_pages
+from mediagate.web import two_factor as web_two_factor
 from mediagate.web.auth_limits import AuthLimits
 from mediagate.web.error_pages import error_page
 from mediagate.web.security import LoginRequired
@@ -197,6 +200,7 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         app.state.key_cache = KeyCache(settings.key_cache_s)
         app.state.auth_limits = AuthLimits(settings, components.redis)
         app.state.passwords = Passwords(settings.password_hash_threads)
+        app.state.totp_box = SecretBox(settings.hmac_secret)
         app.state.outbox = outbox = build_outbox(settings)
         resources = AsyncExitStack()
         runner: Runner | None = None
@@ -265,6 +269,8 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(callbacks_router)
     app.include_router(openai_router)
     app.include_router(web_auth.router)
+    app.include_router(web_two_factor.router)
+    app.include_router(web_profile.router)
     app.include_router(web_pages.router)
     app.include_router(web_task_pages.router)
     app.include_router(web_admin.router)

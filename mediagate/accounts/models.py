@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediagate.core.db import Base, UTCDateTime
@@ -35,3 +35,28 @@ class User(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    """Shown in the header instead of the email, when set."""
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    """The TOTP secret, Fernet-encrypted (accounts/totp.py); set at enrolment, in use once
+    `totp_enabled_at` is set."""
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    """The time step of the last code accepted: a code is taken once, never replayed."""
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    """Deleted by its owner: cannot sign in; its tasks and files are purged after the grace
+    period (accounts/purge.py). The email is moved to `deleted_email`, freeing it."""
+    deleted_email: Mapped[str | None] = mapped_column(String(254))
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RecoveryCode(Base):
+    """A single-use two-factor recovery code; only its HMAC is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -27,7 +27,11 @@ def normal_email(email: str) -> str:
 
 
 async def by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(select(User).where(User.email == email.strip().lower()))
+    """The user signing in with `email`; never a deleted one (whose email was moved aside,
+    accounts/deletion.py: not even by the placeholder address it was given)."""
+    return await session.scalar(
+        select(User).where(User.email == email.strip().lower(), User.deleted_at.is_(None))
+    )
 
 
 async def create_user(

@@ -199,6 +199,23 @@ class Settings(BaseSettings):
     password_hash_threads: int = 2
     """Threads hashing or verifying passwords at once (argon2id: ~0.3 s of one core and
     64 MiB each); further sign-ins and sign-ups wait for a free thread."""
+    totp_issuer: str = "mediagate"
+    """The issuer name authenticator apps show beside a two-factor entry."""
+    two_factor_pending_s: int = Field(default=300, gt=0)
+    """Seconds between a correct password and the two-factor code it still needs: then
+    the half-done sign-in expires and starts over."""
+    two_factor_attempts: int = Field(default=5, gt=0)
+    """Codes one half-done sign-in may try before it is ended (sign in again)."""
+    two_factor_attempts_per_hour: int = 20
+    """Two-factor codes tried per user per hour, over all sign-ins (0: no limit)."""
+    account_delete_grace_days: float = Field(default=7, ge=0)
+    """Days a deleted account's tasks, uploads and files are kept before they are purged
+    (the ledger is never purged: it stays for the operator's books)."""
+    account_purge_batch: int = Field(default=200, gt=0)
+    """Tasks or uploads one purge pass removes (the worker's maintenance runs passes
+    until a deleted account is empty)."""
+    account_purge_interval_s: float = 60.0
+    """How often a worker looks for deleted accounts past their grace period (0: never)."""
 
     # Email (mediagate/mail/): unset SMTP_HOST, messages are written to the log instead
     smtp_host: str | None = None

@@ -36,6 +36,10 @@ class Storage(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
+    async def delete(self, key: str) -> None:
+        """Remove `key`; nothing happens if it does not exist."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """A file on this machine holding `key`, if the backend is local."""
         ...
@@ -119,6 +123,10 @@ class LocalStorage:
     async def get(self, key: str) -> bytes | None:
         path = self.local_path(key)
         return None if path is None else await asyncio.to_thread(path.read_bytes)
+
+    async def delete(self, key: str) -> None:
+        if valid_key(key):
+            await asyncio.to_thread((self.root / key).unlink, missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         if not valid_key(key):
@@ -229,6 +237,13 @@ class S3Storage:
         if not valid_key(key):
             return None
         return await asyncio.to_thread(self._read, key)
+
+    async def delete(self, key: str) -> None:
+        """S3's DeleteObject succeeds whether or not the key exists (204 either way)."""
+        if valid_key(key):
+            await asyncio.to_thread(
+                self.client.delete_object, Bucket=self.bucket, Key=self._object(key)
+            )
 
     def _read(self, key: str) -> bytes | None:
         try:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from mediagate.accounts.deletion import PurgeReport, purge_pass
 from mediagate.catalog.loader import Catalog
 from mediagate.core.clock import utcnow
 from mediagate.core.db import Database
@@ -142,7 +143,7 @@ class Runner:
                 await self.redis_listener.stop()
 
     async def _loop(self) -> None:
-        next_reconcile = 0.0
+        next_reconcile = next_purge = 0.0
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             self._wake.clear()
@@ -150,6 +151,9 @@ class Runner:
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.settings.reconcile_interval_s
+                if self.settings.account_purge_interval_s > 0 and loop.time() >= next_purge:
+                    next_purge = loop.time() + self.settings.account_purge_interval_s
+                    await self.purge_deleted_accounts()
                 claimed = await self._claim_and_start()
                 if self.callbacks is not None:
                     await self.callbacks.deliver_due()
@@ -216,6 +220,17 @@ class Runner:
                 "reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue
             )
             self.wake()
+
+    async def purge_deleted_accounts(self) -> PurgeReport:
+        """One bounded pass removing what deleted accounts left after their grace period
+        (accounts/deletion.py); safe to run on every worker at once."""
+        return await purge_pass(
+            self.db,
+            self.ctx.storage,
+            grace=timedelta(days=self.settings.account_delete_grace_days),
+            batch=self.settings.account_purge_batch,
+            now=utcnow(),
+        )
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,13 +1,16 @@
 """Sign up, sign in, sign out. Every sign-in starts a new session (no fixation). Sign-up
 answers the same whether or not the email is registered (no enumeration) and never signs
 anyone in; the new user signs in next. Both are rate limited (web/auth_limits.py), and
-passwords are hashed off the event loop (accounts/passwords.py)."""
+passwords are hashed off the event loop (accounts/passwords.py). With two-factor sign-in on,
+the right password opens only a pending session; web/two_factor.py asks for the code."""
+
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 
-from mediagate.accounts import users
+from mediagate.accounts import two_factor, users
 from mediagate.accounts.passwords import Passwords, check_new
 from mediagate.core.errors import InvalidRequest, RateLimited
 from mediagate.core.state import core_state
@@ -17,9 +20,11 @@ from mediagate.web.auth_limits import AuthLimits
 from mediagate.web.render import page, redirect
 from mediagate.web.security import (
     CSRF_COOKIE,
+    PENDING_COOKIE,
     SESSION_COOKIE,
     MaybeViewer,
     check_csrf,
+    client_of,
     form,
     pre_session_token,
     set_cookie,
@@ -27,10 +32,14 @@ from mediagate.web.security import (
 from mediagate.web.sessions import SESSION_DAYS
 
 router = APIRouter(include_in_schema=False)
+CODE_PAGE = "/login/code"
 SIGNED_UP = "/login?signed_up=1"
 SIGNED_UP_NOTICE = (
     "Thanks. If this email is new, its account is ready: sign in with it and your password."
 )
+
+DELETED_NOTICE = "Your account was deleted. Thank you for using mediagate."
+EXPIRED_NOTICE = "That sign-in expired or took too many codes; sign in again."
 
 
 def _auth_page(request: Request, name: str, status: int = 200, **context: object) -> Response:
@@ -106,7 +115,15 @@ async def signup(request: Request) -> Response:
 async def login_page(request: Request, who: MaybeViewer) -> Response:
     if who:
         return redirect("/dashboard")
-    notice = SIGNED_UP_NOTICE if request.query_params.get("signed_up") else None
+    notice = (
+        SIGNED_UP_NOTICE
+        if request.query_params.get("signed_up")
+        else DELETED_NOTICE
+        if request.query_params.get("deleted")
+        else EXPIRED_NOTICE
+        if request.query_params.get("expired")
+        else None
+    )
     return _auth_page(request, "login.html", notice=notice)
 
 
@@ -129,17 +146,31 @@ async def login(request: Request) -> Response:
     rehashed = (
         await passwords.hash(password) if passwords.needs_rehash(user.password_hash) else None
     )
+    second_factor = two_factor.enabled(user)
+    pending_for = timedelta(seconds=core.settings.two_factor_pending_s)
     async with core.db.write() as session:
         if rehashed is not None:
             await users.set_password_hash(session, user.id, rehashed)
-        token = await sessions.start(session, user.id)
-    return _signed_in(request, token)
+        token = await sessions.start(
+            session,
+            user.id,
+            client_of(request),
+            pending_for=pending_for if second_factor else None,
+        )
+    if second_factor:  # half signed in: the code is asked next (web/two_factor.py)
+        response = redirect(CODE_PAGE)
+        set_cookie(
+            response, request, PENDING_COOKIE, token, max_age=int(pending_for.total_seconds())
+        )
+        return response
+    return signed_in_response(request, token)
 
 
-def _signed_in(request: Request, token: str) -> Response:
+def signed_in_response(request: Request, token: str) -> Response:
     response = redirect("/dashboard")
     set_cookie(response, request, SESSION_COOKIE, token, max_age=SESSION_DAYS * 86400)
     response.delete_cookie(CSRF_COOKIE, path="/")
+    response.delete_cookie(PENDING_COOKIE, path="/")
     return response
 
 

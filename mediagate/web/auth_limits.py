@@ -5,7 +5,8 @@ Sign-in is limited per (client address, email) pair, so a guesser elsewhere cann
 the real user out; per address over all emails, so one client cannot spray; and per email
 from everyone together, more slowly, so a guesser spread over many addresses is still
 capped. Sign-up is limited per address and for everyone together: each costs an argon2
-hash and, with test credits on sign-up, a sandbox allowance."""
+hash and, with test credits on sign-up, a sandbox allowance. Two-factor codes are limited
+per user, over every half-done sign-in together."""
 
 import hashlib
 
@@ -34,6 +35,7 @@ class AuthLimits:
         self._login_email = _per_hour(settings.login_attempts_per_email_per_hour, redis)
         self._signup_address = _per_hour(settings.signup_per_address_per_hour, redis)
         self._signup_all = _per_hour(settings.signup_per_hour, redis)
+        self._two_factor = _per_hour(settings.two_factor_attempts_per_hour, redis)
 
     async def login(self, address: str, email: str) -> None:
         """Take a sign-in attempt, or RateLimited. In this order, so attempts refused for
@@ -47,3 +49,8 @@ class AuthLimits:
         """Take a sign-up, or RateLimited (per address first, then everyone's)."""
         await self._signup_address.check(f"signup-ip:{address}")
         await self._signup_all.check("signup-all")
+
+    async def two_factor(self, user_id: str) -> None:
+        """Take a two-factor code attempt for `user_id` (over all their sign-ins, so
+        starting sign-in again does not buy more guesses), or RateLimited."""
+        await self._two_factor.check(f"2fa-user:{user_id}")

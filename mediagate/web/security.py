@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from mediagate.core.clock import utcnow
 from mediagate.core.errors import Forbidden, MediagateError
 from mediagate.core.http import read_body
 from mediagate.core.state import core_state
@@ -17,6 +18,7 @@ from mediagate.web.sessions import Viewer
 
 SESSION_COOKIE = "mg_session"
 CSRF_COOKIE = "mg_csrf"  # before sign-in: double-submit token for the login/sign-up forms
+PENDING_COOKIE = "mg_pending"  # password given, two-factor code due (web/two_factor.py)
 
 
 class LoginRequired(MediagateError):
@@ -47,8 +49,22 @@ async def viewer(request: Request) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    async with core_state(request).db.read() as session:
-        return await sessions.lookup(session, token)
+    db = core_state(request).db
+    async with db.read() as session:
+        found = await sessions.lookup(session, token)
+    now = utcnow()
+    if found is not None and sessions.due_for_touch(found, now):
+        async with db.write() as session:  # at most once a minute per session
+            await sessions.touch(session, found.session_id, now)
+    return found
+
+
+def client_of(request: Request) -> sessions.Client:
+    """The browser and address a sign-in comes from (as the server saw them)."""
+    return sessions.Client(
+        user_agent=request.headers.get("user-agent"),
+        address=request.client.host if request.client else None,
+    )
 
 
 async def signed_in(request: Request) -> Viewer:

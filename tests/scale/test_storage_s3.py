@@ -70,6 +70,21 @@ async def test_put_get_and_presign(s3_settings: Callable[..., Settings], endpoin
         await storage.put("../escape.png", b"x")
 
 
+async def test_delete_removes_the_object_and_a_missing_one_is_no_error(
+    s3_settings: Callable[..., Settings], endpoint: str
+) -> None:
+    settings = s3_settings()
+    storage = S3Storage.from_settings(settings)
+    key, kept = "deletemeabcdefgh0123.png", "keepmeabcdefghij0123.png"
+    for k in (key, kept):
+        await storage.put(k, b"\x89PNG\r\n\x1a\n fake bytes")
+    await storage.delete(key)
+    await storage.delete(key)  # again: already gone, no error
+    await storage.delete("../../etc/passwd")  # not a key of ours: nothing happens
+    assert await storage.get(key) is None
+    assert objects(endpoint, settings.s3_prefix) == [f"{settings.s3_prefix}{kept}"]
+
+
 @pytest.fixture
 async def s3_app(
     s3_settings: Callable[..., Settings], request: pytest.FixtureRequest

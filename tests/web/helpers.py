@@ -2,8 +2,12 @@
 with the token the page carried."""
 
 import re
+from datetime import datetime, timedelta
 
 import httpx2
+
+from mediagate.accounts.totp import code_at
+from mediagate.core.clock import utcnow
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]*)"')
 META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
@@ -71,3 +75,28 @@ async def create_key(client: httpx2.AsyncClient, name: str = "app", mode: str = 
     found = NEW_KEY.search(answer.text)
     assert found, answer.text
     return found.group(1)
+
+
+SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7]+)</code>')
+RECOVERY = re.compile(r"<code data-recovery-code>([a-z0-9-]+)</code>")
+STEP = timedelta(seconds=30)
+
+
+def later(steps: int) -> datetime:
+    return utcnow() + steps * STEP
+
+
+async def enrol(client: httpx2.AsyncClient) -> tuple[str, list[str]]:
+    """Turn two-factor on from the profile page; the secret and the recovery codes."""
+    setup = await post_form(client, "/profile", "/profile/two-factor/setup")
+    assert setup.status_code == 200, setup.text
+    found = SECRET.search(setup.text)
+    assert found
+    secret = found.group(1)
+    confirmed = await post_form(
+        client, "/profile", "/profile/two-factor/confirm", code=code_at(secret, utcnow())
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    codes = RECOVERY.findall(confirmed.text)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    return secret, codes

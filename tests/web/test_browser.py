@@ -314,3 +314,55 @@ def test_a_sandbox_video_plays_in_the_console(site: dict[str, Any], browser: Any
     user.shot("10-console-video")
     assert not user.foreign()
     user.context.close()
+
+
+def test_profile_and_two_factor_enrolment_in_a_real_browser(
+    site: dict[str, Any], browser: Any
+) -> None:
+    """The profile page renders (its QR code inline, allowed by the CSP), two-factor is
+    set up with a code computed from the key shown, and the next sign-in asks for one."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from mediagate.accounts.totp import code_at
+    from mediagate.core.clock import utcnow
+
+    base = site["base"]
+    user = Tab(browser, base)
+    page = user.open("/signup")
+    page.get_by_label("Email").fill("otp@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.get_by_label("Email").fill("otp@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/dashboard")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Profile").click()
+    expect(page).to_have_url(f"{base}/profile")
+    expect(page.locator("[data-email]")).to_have_text("otp@example.com")
+    expect(page.locator("[data-current]")).to_have_count(1)
+    page.get_by_label("Display name").fill("Otto")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-viewer]")).to_have_text("Otto")
+    user.shot("11-profile")
+
+    page.get_by_role("button", name="Set up two-factor sign-in").click()
+    expect(page.locator("svg.segno")).to_be_visible()
+    secret = page.locator("#totp-secret").inner_text()
+    user.shot("12-two-factor-setup")
+    page.get_by_label("Code").fill(code_at(secret, utcnow()))
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.locator("[data-recovery-code]")).to_have_count(10)
+    user.shot("13-recovery-codes")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Email").fill("otp@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/login/code")
+    page.get_by_label("Code").fill(code_at(secret, utcnow() + timedelta(seconds=30)))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/dashboard")
+    assert not user.foreign()
+    user.context.close()
