@@ -293,7 +293,7 @@ def machine_for(settings_: Settings) -> type[RuleBasedStateMachine]:
 
 
 def test_task_and_ledger_lifecycle(settings: Settings, request: pytest.FixtureRequest) -> None:
-    examples = 500 if request.config.getoption("--db") == "sqlite" else 200
+    examples = 250 if request.config.getoption("--db") == "sqlite" else 150
     run_state_machine_as_test(
         machine_for(settings),
         settings=hsettings(
