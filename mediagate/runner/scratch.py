@@ -40,8 +40,8 @@ def _last_touched(entry: Path) -> float:
 
 def sweep_stale(root: Path, older_than_s: float, *, now: float | None = None) -> int:
     """Remove the entries of `root` untouched for more than `older_than_s`; how many.
-    Entries that vanish meanwhile (their step finished, another runner swept them) are
-    skipped."""
+    Entries that vanish meanwhile (their step finished, another runner swept them), or
+    that cannot be removed, are skipped: a runner starts regardless."""
     if not root.is_dir():
         return 0
     now = time.time() if now is None else now
@@ -55,6 +55,9 @@ def sweep_stale(root: Path, older_than_s: float, *, now: float | None = None) ->
             else:
                 entry.unlink()
         except FileNotFoundError:
+            continue
+        except OSError as exc:  # not ours to remove (permissions): leave it, say so
+            log.warning("could not remove stale scratch entry %s: %s", entry, exc)
             continue
         removed += 1
     return removed
