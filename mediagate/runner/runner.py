@@ -38,6 +38,7 @@ from mediagate.providers.health import record_breakers
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner import repository
 from mediagate.runner.heartbeat import LeaseKeeper
+from mediagate.runner.scratch import sweep_scratch
 from mediagate.runner.steps import (
     STEPS,
     Advance,
@@ -126,6 +127,7 @@ class Runner:
 
     async def run(self) -> None:
         log.info("runner %s started", self.worker)
+        await asyncio.to_thread(sweep_scratch, self.settings)
         if self.db.engine.dialect.name == "postgresql":
             self.listener = TaskListener(self.db.url, self.wake)
             await self.listener.start()

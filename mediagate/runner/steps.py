@@ -32,6 +32,7 @@ from mediagate.providers.errors import (
 )
 from mediagate.providers.references import ReferencesNotAccepted, route_references
 from mediagate.providers.registry import ProviderRegistry
+from mediagate.runner.scratch import scratch_dir
 from mediagate.tasks.models import Task
 
 log = logging.getLogger("mediagate.runner")
@@ -322,8 +323,10 @@ async def store(ctx: StepContext, task: Task) -> Outcome:
     video = request.output == "video"
     cap = ctx.settings.video_max_bytes if video else ctx.settings.result_max_bytes
 
+    scratch_root = scratch_dir(ctx.settings)  # swept at a runner's start (killed workers)
+
     async def store_one(index: int, output: str) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="result-", dir=scratch_dir(ctx)) as scratch:
+        with tempfile.TemporaryDirectory(prefix="result-", dir=scratch_root) as scratch:
             path = Path(scratch) / "result"
             await provider.save_result(output, request, path, max_bytes=cap)
             if video:
@@ -332,14 +335,6 @@ async def store(ctx: StepContext, task: Task) -> Outcome:
 
     stored = await asyncio.gather(*(store_one(i, o) for i, o in enumerate(task.outputs)))
     return Advance("finalize", 0.0, {"videos" if video else "images": list(stored)})
-
-
-def scratch_dir(ctx: StepContext) -> Path:
-    """Where results wait between download and storage: on the data disk, not /tmp
-    (which may be a small RAM disk)."""
-    path = ctx.settings.data_dir / "scratch"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 async def store_image(ctx: StepContext, task: Task, index: int, path: Path) -> dict[str, Any]:

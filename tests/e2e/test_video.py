@@ -1,9 +1,11 @@
 """Video generation through a real `mediagate serve` with a test key: text-to-video and
-image-to-video submitted, polled, the MP4 and its poster downloaded and probed, and the
-exact per-second charge in the ledger and the account."""
+image-to-video submitted, polled, the MP4 downloaded by HTTP range as a player fetches it
+(the whole file, then a seek to the middle) and probed (duration, aspect), its poster
+checked, and the exact per-second charge in the ledger and the account."""
 
 import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,10 +60,39 @@ def submit_video(base: str, key: str, body: dict[str, Any]) -> str:
 
 
 def download(url: str, path: Path) -> Path:
-    response = httpx2.get(url)
-    assert response.status_code == 200
-    path.write_bytes(response.content)
+    """Fetch the video as a player does, by range: `bytes=0-` for the whole file, then a
+    range from the middle (a seek), each a 206 with its Content-Range; the file saved."""
+    whole = httpx2.get(url, headers={"Range": "bytes=0-"})
+    assert whole.status_code == 206, whole.status_code
+    size = len(whole.content)
+    assert size > 1000
+    assert whole.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-type"] == "video/mp4"
+    start, end = size // 2, size // 2 + 999
+    seek = httpx2.get(url, headers={"Range": f"bytes={start}-{end}"})
+    assert seek.status_code == 206, seek.status_code
+    assert seek.headers["content-range"] == f"bytes {start}-{end}/{size}"
+    assert seek.headers["accept-ranges"] == "bytes"
+    assert int(seek.headers["content-length"]) == 1000
+    assert seek.content == whole.content[start : end + 1]
+    path.write_bytes(whole.content)
     return path
+
+
+def check_poster(video: dict[str, Any], size: tuple[int, int]) -> Image.Image:
+    """The poster the task names: a JPEG of the video's frame size; the image."""
+    still = httpx2.get(video["poster"]["url"])
+    assert still.status_code == 200 and still.headers["content-type"] == "image/jpeg"
+    assert (video["poster"]["width"], video["poster"]["height"]) == size
+    image = Image.open(io.BytesIO(still.content))
+    assert image.format == "JPEG" and image.size == size
+    return image.convert("RGB")
+
+
+def aspect(width: int, height: int) -> str:
+    divisor = math.gcd(width, height)
+    return f"{width // divisor}:{height // divisor}"
 
 
 def ledger_of(env: dict[str, str], task_id: str) -> list[tuple[str, int]]:
@@ -107,11 +138,9 @@ def test_text_to_video_gives_a_playable_mp4_of_the_asked_length_and_charges_exac
     path = download(video["url"], tmp_path / "t2v.mp4")
     info = probe_video(path)
     assert (info.width, info.height, info.codec) == (*size, "h264")
+    assert aspect(info.width, info.height) == aspect_ratio
     assert abs(info.duration_s - duration) <= 0.1 and video["duration_s"] == info.duration_s
-    still = httpx2.get(video["poster"]["url"])
-    assert still.headers["content-type"] == "image/jpeg"
-    with Image.open(io.BytesIO(still.content)) as image:
-        assert image.format == "JPEG" and image.size == size
+    check_poster(video, size)
     assert ledger_of(env, task_id) == [("hold", charge), ("capture", charge)]
     assert credits(base, key)["available"] == 100 - charge
 
@@ -140,7 +169,13 @@ def test_image_to_video_opens_on_the_reference(
     [video] = task["output"]["videos"]
     assert (video["width"], video["height"]) == (640, 640)  # auto: 1:1 from the reference
     path = download(video["url"], tmp_path / "i2v.mp4")
-    first = Image.open(io.BytesIO(poster(path, probe_video(path)))).convert("RGB")
+    info = probe_video(path)
+    assert (info.width, info.height, aspect(info.width, info.height)) == (640, 640, "1:1")
+    assert abs(info.duration_s - 2) <= 0.1 and video["duration_s"] == info.duration_s
+    first = Image.open(io.BytesIO(poster(path, info))).convert("RGB")
+    assert (
+        ImageStat.Stat(ImageChops.difference(first, check_poster(video, (640, 640)))).mean[0] < 8
+    )  # the poster served is that first frame (give or take JPEG)
     expected = Image.new("RGB", first.size, (200, 80, 40))
     difference = ImageStat.Stat(ImageChops.difference(first, expected).convert("L")).mean[0]
     assert difference < 20, difference  # the SANDBOX text and the marker cover a little
