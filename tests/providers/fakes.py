@@ -281,6 +281,27 @@ def wavespeed_app(state: FakeState) -> Starlette:
 KLING_MODELS = ("kling-image-o1", "kling-v3-omni")  # omni-image model_name enum [K1]
 
 
+KLING_VIDEO_BODIES: dict[str, dict[str, Any]] = documented("kling", "video_bodies")
+"""Per video create path: required and allowed fields and enums (kling.json names the
+source)."""
+
+
+def kling_video_refusal(spec: dict[str, Any], body: dict[str, Any]) -> tuple[int, str] | None:
+    """What Kling answers (code, message) to a video create body its docs rule out."""
+    for name in spec["required"]:
+        if not body.get(name):
+            return 1201, f"{name} is required"
+    unknown = sorted(set(body) - set(spec["allowed"]))
+    if unknown:
+        return 1201, f"unknown fields {unknown}"
+    for name, values in spec["enums"].items():
+        if name in body and body[name] not in values:
+            return 1201, f"{name} must be one of {values}"
+    if "image_tail" in body and body.get("mode", "std") != "pro":
+        return 1201, "image_tail (first and last frame) needs mode pro"
+    return None
+
+
 def kling_app(state: FakeState, secret: str) -> Starlette:
     def check(request: Request) -> JSONResponse | None:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -324,6 +345,10 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
                 return error(1201, f"image format not supported ({fmt}); use .jpg/.jpeg/.png")
         return None
 
+    def video_refusal(spec: dict[str, Any], body: dict[str, Any]) -> JSONResponse | None:
+        refused = kling_video_refusal(spec, body)
+        return None if refused is None else error(*refused)
+
     async def create(request: Request) -> Response:
         state.calls["submit"] += 1
         if (refused := check(request)) is not None:
@@ -344,7 +369,12 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             return error(1302)
         if "[fake:policy]" in prompt:
             return error(1301)
-        if multi:
+        video = KLING_VIDEO_BODIES.get(request.url.path)
+        if video is not None:
+            if (refused := video_refusal(video, body)) is not None:
+                return refused
+            images = [body[name] for name in ("image", "image_tail") if name in body]
+        elif multi:
             # element_frontal_image (required), callback_url, external_task_id; no prompt.
             if set(body) - {"element_frontal_image", "callback_url", "external_task_id"}:
                 return error(1201, f"unexpected fields {sorted(body)}")
@@ -370,6 +400,7 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             prompt, 4 if multi else body.get("n", 1), reference, body.get("callback_url")
         )
         state.tasks[task_id]["multi"] = multi
+        state.tasks[task_id]["video"] = video is not None
         if "[fake:latency]" in prompt:
             delay = state.chance.uniform(*state.latency_s)
             state.tasks[task_id]["ready_at"] = time.monotonic() + delay
@@ -397,7 +428,8 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
         if task_id is None:
             return error(1203)
         task = state.tasks[task_id]
-        answer = documented("kling", "query", id=task_id, reference=task["reference"] or "")
+        name = "query_video" if task.get("video") else "query"
+        answer = documented("kling", name, id=task_id, reference=task["reference"] or "")
         data = answer["data"]
         if "[fake:slow]" in task["prompt"] or time.monotonic() < task.get("ready_at", 0):
             return JSONResponse(answer)
@@ -406,6 +438,11 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
                 name = marker.strip("[]").removeprefix("fake:").replace("-", "_")
                 data.update(task_status="failed", task_status_msg=documented("kling", name))
                 return JSONResponse(answer)
+        if task.get("video"):
+            url = "missing" if "[fake:404]" in task["prompt"] else "videos"
+            videos = [{"id": f"v-{task_id}", "url": f"{state.base}/{url}/{task_id}.mp4"}]
+            data.update(task_status="succeed", task_result={"videos": videos})
+            return JSONResponse(answer)
         urls = state.outputs(task_id)
         if task.get("multi") and "[fake:views]" in task["prompt"]:
             view = documented("kling", "multi_shot_views")
@@ -437,6 +474,9 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             Route("/v1/images/omni-image/{task_id}", query),
             Route("/v1/general/ai-multi-shot", create, methods=["POST"]),
             Route("/v1/general/ai-multi-shot/{task_id}", query),
+            *(Route(path, create, methods=["POST"]) for path in KLING_VIDEO_BODIES),
+            *(Route(f"{path}/{{task_id}}", query) for path in KLING_VIDEO_BODIES),
+            Route("/videos/{task_id}.mp4", result_video),
         ],
     )
 
@@ -555,7 +595,7 @@ def _documented_endpoints(name: str) -> dict[str, dict[str, Any]]:
             "required": set(spec["required"]),
             "allowed": set(spec["allowed"]),
             "enums": {k: tuple(v) for k, v in spec["enums"].items()},
-            "result": "result",
+            "result": spec.get("result", "result"),
         }
         for endpoint, spec in raw.items()
         if not endpoint.startswith("_")
