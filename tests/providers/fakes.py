@@ -185,10 +185,38 @@ def common_routes() -> list[Route]:
 
 WAVESPEED_BODIES = {
     # https://wavespeed.ai/models/kwaivgi/kling-image-o1/llms.txt (+ num_images, W10)
-    "kling-image-o1": {"prompt", "images", "aspect_ratio", "resolution", "num_images"},
+    "kwaivgi/kling-image-o1": {"prompt", "images", "aspect_ratio", "resolution", "num_images"},
     # https://wavespeed.ai/docs/docs-api/kwaivgi/kwaivgi-kling-v1-ai-multi-shot
-    "kling-v1-ai-multi-shot": {"image"},
+    "kwaivgi/kling-v1-ai-multi-shot": {"image"},
 }
+WAVESPEED_REQUIRED = {"kwaivgi/kling-v1-ai-multi-shot": {"image"}}
+"""Required fields where they are not just the prompt."""
+WAVESPEED_VIDEOS: set[str] = set()
+"""Models whose outputs are videos."""
+for _resolution in ("480p", "720p", "1080p"):
+    # https://wavespeed.ai/models/bytedance/seedance-v1-pro-t2v-720p/llms.txt: prompt
+    # (required), aspect_ratio, duration (integer 2-12), camera_fixed, seed.
+    WAVESPEED_BODIES[f"bytedance/seedance-v1-pro-t2v-{_resolution}"] = {
+        "prompt",
+        "aspect_ratio",
+        "duration",
+        "camera_fixed",
+        "seed",
+    }
+    # https://wavespeed.ai/docs/docs-api/bytedance/bytedance-seedance-v1-pro-i2v-1080p:
+    # image and prompt (required), last_image, duration, aspect_ratio, camera_fixed, seed.
+    i2v = f"bytedance/seedance-v1-pro-i2v-{_resolution}"
+    WAVESPEED_BODIES[i2v] = {
+        "prompt",
+        "image",
+        "last_image",
+        "duration",
+        "aspect_ratio",
+        "camera_fixed",
+        "seed",
+    }
+    WAVESPEED_REQUIRED[i2v] = {"prompt", "image"}
+    WAVESPEED_VIDEOS |= {i2v, f"bytedance/seedance-v1-pro-t2v-{_resolution}"}
 
 
 def wavespeed_app(state: FakeState) -> Starlette:
@@ -203,7 +231,7 @@ def wavespeed_app(state: FakeState) -> Starlette:
         if not authorized(request):
             return JSONResponse(documented("wavespeed", "unauthorized"), 401)
         body = await request.json()
-        model = request.path_params["model"]
+        model = f"{request.path_params['owner']}/{request.path_params['model']}"
         prompt = body.get("prompt", "")
         if state.marked(prompt, "[fake:forbidden]") or "[ws-broke]" in prompt:
             status, message = state.balance_refusal
@@ -216,25 +244,24 @@ def wavespeed_app(state: FakeState) -> Starlette:
         allowed = WAVESPEED_BODIES.get(model)
         if allowed is None:
             return JSONResponse({"code": 404, "message": f"model {model} not found"}, 404)
-        required = {"image"} if model == "kling-v1-ai-multi-shot" else {"prompt"}
+        required = WAVESPEED_REQUIRED.get(model, {"prompt"})
         if not set(body) <= allowed or not required <= set(body):
             return JSONResponse({"code": 400, "message": f"bad fields {sorted(body)}"}, 400)
         state.bodies.append({"model": model, **body})
-        multi = model == "kling-v1-ai-multi-shot"
+        multi = model == "kwaivgi/kling-v1-ai-multi-shot"
         task_id = state.create(
             prompt,
             4 if multi else body.get("num_images", 1),
             callback=request.query_params.get("webhook"),
         )
-        state.tasks[task_id]["model"] = f"kwaivgi/{model}"
+        state.tasks[task_id]["model"] = model
+        state.tasks[task_id]["video"] = model in WAVESPEED_VIDEOS
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
             return PlainTextResponse('{"code": 200, "data": {"id": ', 200)
         return JSONResponse(
-            documented(
-                "wavespeed", "prediction", id=task_id, model=f"kwaivgi/{model}", base=state.base
-            )
+            documented("wavespeed", "prediction", id=task_id, model=model, base=state.base)
         )
 
     async def result(request: Request) -> Response:
@@ -257,6 +284,8 @@ def wavespeed_app(state: FakeState) -> Starlette:
             data.update(status="failed", error="Content flagged by the safety checker (policy)")
         else:
             outputs = state.outputs(task_id)
+            if task.get("video"):
+                outputs = [f"{state.base}/videos/{task_id}.mp4"]
             flags = [i == 0 and "[fake:nsfw]" in task["prompt"] for i in range(len(outputs))]
             data.update(status="completed", outputs=outputs, has_nsfw_contents=flags)
         return JSONResponse(answer)
@@ -270,7 +299,8 @@ def wavespeed_app(state: FakeState) -> Starlette:
         routes=[
             *common_routes(),
             Route("/api/v3/balance", balance),
-            Route("/api/v3/kwaivgi/{model}", submit, methods=["POST"]),
+            Route("/api/v3/{owner}/{model}", submit, methods=["POST"]),
+            Route("/videos/{task_id}.mp4", result_video),
             Route("/api/v3/predictions/{task_id}/result", result),
         ]
     )
