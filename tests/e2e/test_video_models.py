@@ -1,6 +1,6 @@
 """Every video model added as data, through one real `mediagate serve` process: with a
 test key (the sandbox renders the MP4: its size, its length, its first and last frame)
-and with a live key through the provider fakes on loopback (Kling's own API, fal). Each
+and with a live key through the provider fakes on loopback (Kling's own API, fal, WaveSpeed). Each
 charge is checked to the credit."""
 
 import io
@@ -24,7 +24,7 @@ from tests.e2e.procs import (
     process,
     wait_for_http,
 )
-from tests.providers.fakes import FakeState, fal_app, kling_app, serve
+from tests.providers.fakes import FakeState, fal_app, kling_app, serve, wavespeed_app
 from tests.servers import ImageServer
 
 pytestmark = pytest.mark.e2e
@@ -97,16 +97,30 @@ CASES: list[tuple[str, dict[str, Any], str, str, tuple[int, int], int, int]] = [
         6,
         60,
     ),
+    (
+        "seedance-1-pro",
+        {"type": "first-last-frame", "images": [FIRST_REF, LAST_REF], "resolution": "480p"},
+        "wavespeed",
+        "bytedance/seedance-v1-pro-i2v-480p",
+        (640, 360),
+        5,
+        10,
+    ),
 ]
 IDS = [f"{model}-{body.get('type', 'text-to-video')}" for model, body, *_ in CASES]
 
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[dict[str, FakeState]]:
-    states = {"fal": FakeState("fal-key"), "kling": FakeState("kling-access")}
+    states = {
+        "fal": FakeState("fal-key"),
+        "kling": FakeState("kling-access"),
+        "wavespeed": FakeState("ws-key"),
+    }
     with (
         serve(fal_app(states["fal"]), states["fal"]),
         serve(kling_app(states["kling"], KLING_SECRET), states["kling"]),
+        serve(wavespeed_app(states["wavespeed"]), states["wavespeed"]),
     ):
         yield states
 
@@ -131,6 +145,8 @@ def server(
         kling_access_key=fakes["kling"].key,
         kling_secret_key=KLING_SECRET,
         kling_base_url=fakes["kling"].base,
+        wavespeed_api_key=fakes["wavespeed"].key,
+        wavespeed_base_url=fakes["wavespeed"].base,
         fetch_allow_private_hosts=json.dumps(["127.0.0.1"]),
         fetch_ports=json.dumps([80, 443, *fake_ports, images.server_address[1]]),
     )
@@ -242,10 +258,11 @@ def test_live_key_goes_to_the_declared_provider_endpoint(
     assert video["content_type"] == "video/mp4"
     assert video["duration_s"] == pytest.approx(2, abs=0.1)  # the fakes serve one 2 s clip
     sent = next(b for b in fakes[provider].bodies if b.get("prompt") == prompt)
-    assert sent.get("path", sent.get("endpoint")) == endpoint
+    assert sent.get("path", sent.get("endpoint", sent.get("model"))) == endpoint
     refs = [images.url(p) for p in body.get("images", [])]
-    if provider == "kling":
-        assert [sent[f] for f in ("image", "image_tail") if f in sent] == refs
-    else:
-        named = ("image_url", "first_frame_url", "last_frame_url")
-        assert [sent[f] for f in named if f in sent] == refs
+    named = {
+        "kling": ("image", "image_tail"),
+        "wavespeed": ("image", "last_image"),
+        "fal": ("image_url", "first_frame_url", "last_frame_url"),
+    }[provider]
+    assert [sent[f] for f in named if f in sent] == refs
