@@ -172,3 +172,28 @@ async def test_720p_with_cfg_scale_is_refused_before_any_hold(
     assert "kling cannot honour cfg_scale" in message and "fal cannot honour resolution" in message
     assert account["data"]["credits"]["available"] == 100, account
     assert all(b.get("prompt") != prompt for s in fakes.values() for b in s.bodies)
+
+
+@pytest.mark.parametrize("duplicates", ["refuse", "existing"])
+async def test_a_lost_create_answer_is_found_again_by_external_task_id(
+    fakes: dict[str, FakeState], make_settings: Any, keys: KeyFactory, ref: str, duplicates: str
+) -> None:
+    """Kling creates the task but its answer is unreadable: the video query takes
+    external_task_id, so the gateway finds the one task and pays for it once."""
+    state = fakes["kling"]
+    state.duplicates = duplicates  # type: ignore[assignment]
+    created = state.calls["created"]
+    body = {
+        "model": "kling-v2.5-turbo",
+        "type": "image-to-video",
+        "prompt": f"[fake:malformed] a kling lost answer {duplicates}",
+        "images": [ref],
+    }
+    try:
+        async with live_gateway(make_settings, **provider_settings(fakes, ["kling"])) as app:
+            task, kinds = await run_task(app, keys, body, route=VIDEOS)
+    finally:
+        state.duplicates = "refuse"
+    assert task["status"] == "completed", task["error"]
+    assert state.calls["created"] - created == 1 and kinds == CHARGED
+    assert task["credits"] == 35
