@@ -58,7 +58,10 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if match := IMAGE_PATH.match(parts.path):
             width, height, ext = int(match[1]), int(match[2]), match[3]
-            self._send(200, make_image(width, height, ext), FORMATS[ext][1])
+            # ?rgb=30,60,200 gives another flat colour (e.g. a last frame unlike the first).
+            rgb = tuple(int(c) for c in query["rgb"].split(",")) if "rgb" in query else None
+            color = (rgb[0], rgb[1], rgb[2]) if rgb else (200, 80, 40)
+            self._send(200, make_image(width, height, ext, color), FORMATS[ext][1])
         elif parts.path == "/header-only.png":
             self._send(200, png_header_only(int(query["w"]), int(query["h"])), "image/png")
         elif parts.path == "/redirect":

@@ -1,5 +1,6 @@
 """Model declarations: what a model takes, what it costs, where it is routed."""
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -83,12 +84,18 @@ class FieldMap:
     """Leave the field out when the value is empty."""
 
 
+ENDPOINT_PARAM = re.compile(r"\{([A-Za-z_]\w*)\}")
+"""A `{param}` in an endpoint: the provider names one model id per value of that param
+(WaveSpeed's bytedance/seedance-v1-pro-t2v-{resolution})."""
+
+
 @dataclass(frozen=True)
 class RouteTask:
     """Everything provider-specific about serving one task type of a model."""
 
     endpoint: str
-    """The upstream endpoint or model id (fal app id, WaveSpeed model id, Kling path)."""
+    """The upstream endpoint or model id (fal app id, WaveSpeed model id, Kling path);
+    `{param}` in it is replaced by that param's value (an enum or boolean param)."""
     fields: dict[str, FieldMap]
     constants: dict[str, Any] = field(default_factory=dict)
     """Upstream fields with a fixed value (e.g. Kling's `model_name`)."""
@@ -109,6 +116,20 @@ class RouteTask:
     """Where result URLs are in the provider's answer: paths like `images[].url`."""
     flags: str | None = None
     """Where per-output safety flags are (e.g. `has_nsfw_contents[]`), if the answer has them."""
+
+    @property
+    def endpoint_params(self) -> tuple[str, ...]:
+        """Our params the endpoint itself carries (`{resolution}`)."""
+        return tuple(ENDPOINT_PARAM.findall(self.endpoint))
+
+    def endpoint_for(self, params: dict[str, Any]) -> str:
+        """The endpoint with each `{param}` replaced by its value (true/false, 720p)."""
+
+        def spelled(match: re.Match[str]) -> str:
+            value = params.get(match.group(1))
+            return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+        return ENDPOINT_PARAM.sub(spelled, self.endpoint)
 
     def eligible(
         self, params: dict[str, Any], declared: dict[str, "ParamSpec"]

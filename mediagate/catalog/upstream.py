@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from mediagate.catalog.spec import (
+    ENDPOINT_PARAM,
     REFERENCE_FORMATS,
     REFERENCE_PARAM,
     TRANSPORTS,
@@ -81,8 +82,9 @@ def _parse_task(
         name: _names(f"{where}.{name}", raw.get(name, []), params)
         for name in ("requires", "unsupported", "ignored")
     }
+    in_endpoint = _endpoint_params(f"{where}.endpoint", endpoint, params)
     mapped = {f.source for f in fields.values()}
-    handled = mapped | {n for names in lists.values() for n in names}
+    handled = mapped | {n for names in lists.values() for n in names} | set(in_endpoint)
     missing = [n for n, p in params.items() if n not in handled and not p.gateway]
     if missing:
         raise RouteError(
@@ -127,6 +129,19 @@ def _parse_task(
         results=tuple(results),
         flags=raw.get("flags"),
     )
+
+
+def _endpoint_params(where: str, endpoint: str, params: dict[str, ParamSpec]) -> list[str]:
+    """The params an endpoint names (`{resolution}`): each must have a finite set of
+    values (an enum or a boolean), so every upstream model id it can make is known."""
+    names = ENDPOINT_PARAM.findall(endpoint)
+    for name in names:
+        spec = params.get(name)
+        if spec is None:
+            raise RouteError(where, f"{{{name}}} is not a param of this type")
+        if spec.enum is None and spec.type != "boolean":
+            raise RouteError(where, f"{{{name}}} must name an enum or boolean param")
+    return names
 
 
 def _parse_field(where: str, raw: Any, params: dict[str, ParamSpec]) -> FieldMap:

@@ -1,6 +1,6 @@
 """The provider interface the runner talks to. Live adapters and the sandbox implement it."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -28,10 +28,13 @@ class ProviderRequest:
     """What the task produces (the model's endpoint): images or videos."""
 
     def declared(self, provider: str) -> RouteTask:
-        """The route, which a live adapter cannot work without."""
+        """The route, which a live adapter cannot work without, its endpoint filled in
+        with this task's params where it names some (`...-t2v-{resolution}`)."""
         if self.route is None:
             raise ValueError(f"{provider}: no route declared for {self.model} ({self.type})")
-        return self.route
+        if not self.route.endpoint_params:
+            return self.route
+        return replace(self.route, endpoint=self.route.endpoint_for(self.params))
 
 
 @dataclass(frozen=True)

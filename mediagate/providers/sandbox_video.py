@@ -21,7 +21,7 @@ from mediagate.providers.sandbox_render import gradient
 
 FPS = 10
 MAX_LONG_SIDE = 640
-SHORT_SIDES = {"480p": 480, "720p": 720, "1080p": 1080}
+SHORT_SIDES = {"480p": 480, "720p": 720, "1080p": 1080, "4k": 2160}
 """A resolution names the short side of the frame, as video models use it."""
 
 

@@ -45,6 +45,7 @@ def test_every_route_handles_every_param(path: Path) -> None:
                 | set(task.ignored)
                 | set(task.unsupported)
                 | set(task.requires)
+                | set(task.endpoint_params)
             )
             params = spec.types[type_name].params
             missing = [n for n, p in params.items() if not p.gateway and n not in handled]
@@ -125,3 +126,29 @@ def test_a_sandbox_table_gives_the_output_size(tmp_path: Path) -> None:
     rules = load_spec(path).sandbox
     assert rules.output_size({"size": "b"}) == (480, 640)
     assert rules.output_size({"size": "a"}) == (640, 480)
+
+
+def routed_file(tmp_path: Path, endpoint: str) -> Path:
+    path = tmp_path / "m.toml"
+    path.write_text(BASE.replace('endpoint = "x"', f'endpoint = "{endpoint}"'))
+    return path
+
+
+def test_an_endpoint_may_carry_an_enum_param(tmp_path: Path) -> None:
+    text = routed_file(tmp_path, "acme/model-{size}").read_text()
+    path = tmp_path / "m.toml"
+    path.write_text(text.replace('fields.size = "size"\n', ""))  # the endpoint handles it
+    task = load_spec(path).route("fal", "t")
+    assert task is not None and task.endpoint_params == ("size",)
+    assert task.endpoint_for({"size": "b"}) == "acme/model-b"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [("acme/{nope}", "not a param"), ("acme/{prompt}", "enum or boolean")],
+)
+def test_an_endpoint_naming_an_open_param_stops_the_load(
+    tmp_path: Path, endpoint: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        load_spec(routed_file(tmp_path, endpoint))

@@ -186,10 +186,38 @@ def common_routes() -> list[Route]:
 
 WAVESPEED_BODIES = {
     # https://wavespeed.ai/models/kwaivgi/kling-image-o1/llms.txt (+ num_images, W10)
-    "kling-image-o1": {"prompt", "images", "aspect_ratio", "resolution", "num_images"},
+    "kwaivgi/kling-image-o1": {"prompt", "images", "aspect_ratio", "resolution", "num_images"},
     # https://wavespeed.ai/docs/docs-api/kwaivgi/kwaivgi-kling-v1-ai-multi-shot
-    "kling-v1-ai-multi-shot": {"image"},
+    "kwaivgi/kling-v1-ai-multi-shot": {"image"},
 }
+WAVESPEED_REQUIRED = {"kwaivgi/kling-v1-ai-multi-shot": {"image"}}
+"""Required fields where they are not just the prompt."""
+WAVESPEED_VIDEOS: set[str] = set()
+"""Models whose outputs are videos."""
+for _resolution in ("480p", "720p", "1080p"):
+    # https://wavespeed.ai/models/bytedance/seedance-v1-pro-t2v-720p/llms.txt: prompt
+    # (required), aspect_ratio, duration (integer 2-12), camera_fixed, seed.
+    WAVESPEED_BODIES[f"bytedance/seedance-v1-pro-t2v-{_resolution}"] = {
+        "prompt",
+        "aspect_ratio",
+        "duration",
+        "camera_fixed",
+        "seed",
+    }
+    # https://wavespeed.ai/docs/docs-api/bytedance/bytedance-seedance-v1-pro-i2v-1080p:
+    # image and prompt (required), last_image, duration, aspect_ratio, camera_fixed, seed.
+    i2v = f"bytedance/seedance-v1-pro-i2v-{_resolution}"
+    WAVESPEED_BODIES[i2v] = {
+        "prompt",
+        "image",
+        "last_image",
+        "duration",
+        "aspect_ratio",
+        "camera_fixed",
+        "seed",
+    }
+    WAVESPEED_REQUIRED[i2v] = {"prompt", "image"}
+    WAVESPEED_VIDEOS |= {i2v, f"bytedance/seedance-v1-pro-t2v-{_resolution}"}
 
 
 def wavespeed_app(state: FakeState) -> Starlette:
@@ -204,7 +232,7 @@ def wavespeed_app(state: FakeState) -> Starlette:
         if not authorized(request):
             return JSONResponse(documented("wavespeed", "unauthorized"), 401)
         body = await request.json()
-        model = request.path_params["model"]
+        model = f"{request.path_params['owner']}/{request.path_params['model']}"
         prompt = body.get("prompt", "")
         if state.marked(prompt, "[fake:forbidden]") or "[ws-broke]" in prompt:
             status, message = state.balance_refusal
@@ -217,25 +245,24 @@ def wavespeed_app(state: FakeState) -> Starlette:
         allowed = WAVESPEED_BODIES.get(model)
         if allowed is None:
             return JSONResponse({"code": 404, "message": f"model {model} not found"}, 404)
-        required = {"image"} if model == "kling-v1-ai-multi-shot" else {"prompt"}
+        required = WAVESPEED_REQUIRED.get(model, {"prompt"})
         if not set(body) <= allowed or not required <= set(body):
             return JSONResponse({"code": 400, "message": f"bad fields {sorted(body)}"}, 400)
         state.bodies.append({"model": model, **body})
-        multi = model == "kling-v1-ai-multi-shot"
+        multi = model == "kwaivgi/kling-v1-ai-multi-shot"
         task_id = state.create(
             prompt,
             4 if multi else body.get("num_images", 1),
             callback=request.query_params.get("webhook"),
         )
-        state.tasks[task_id]["model"] = f"kwaivgi/{model}"
+        state.tasks[task_id]["model"] = model
+        state.tasks[task_id]["video"] = model in WAVESPEED_VIDEOS
         if "[fake:hang]" in prompt:
             await asyncio.sleep(5)
         if "[fake:malformed]" in prompt:
             return PlainTextResponse('{"code": 200, "data": {"id": ', 200)
         return JSONResponse(
-            documented(
-                "wavespeed", "prediction", id=task_id, model=f"kwaivgi/{model}", base=state.base
-            )
+            documented("wavespeed", "prediction", id=task_id, model=model, base=state.base)
         )
 
     async def result(request: Request) -> Response:
@@ -258,6 +285,8 @@ def wavespeed_app(state: FakeState) -> Starlette:
             data.update(status="failed", error="Content flagged by the safety checker (policy)")
         else:
             outputs = state.outputs(task_id)
+            if task.get("video"):
+                outputs = [f"{state.base}/videos/{task_id}.mp4"]
             flags = [i == 0 and "[fake:nsfw]" in task["prompt"] for i in range(len(outputs))]
             data.update(status="completed", outputs=outputs, has_nsfw_contents=flags)
         return JSONResponse(answer)
@@ -271,7 +300,8 @@ def wavespeed_app(state: FakeState) -> Starlette:
         routes=[
             *common_routes(),
             Route("/api/v3/balance", balance),
-            Route("/api/v3/kwaivgi/{model}", submit, methods=["POST"]),
+            Route("/api/v3/{owner}/{model}", submit, methods=["POST"]),
+            Route("/videos/{task_id}.mp4", result_video),
             Route("/api/v3/predictions/{task_id}/result", result),
         ]
     )
@@ -280,6 +310,27 @@ def wavespeed_app(state: FakeState) -> Starlette:
 # --- Kling official API ---------------------------------------------------------------
 
 KLING_MODELS = ("kling-image-o1", "kling-v3-omni")  # omni-image model_name enum [K1]
+
+
+KLING_VIDEO_BODIES: dict[str, dict[str, Any]] = documented("kling", "video_bodies")
+"""Per video create path: required and allowed fields and enums (kling.json names the
+source)."""
+
+
+def kling_video_refusal(spec: dict[str, Any], body: dict[str, Any]) -> tuple[int, str] | None:
+    """What Kling answers (code, message) to a video create body its docs rule out."""
+    for name in spec["required"]:
+        if not body.get(name):
+            return 1201, f"{name} is required"
+    unknown = sorted(set(body) - set(spec["allowed"]))
+    if unknown:
+        return 1201, f"unknown fields {unknown}"
+    for name, values in spec["enums"].items():
+        if name in body and body[name] not in values:
+            return 1201, f"{name} must be one of {values}"
+    if "image_tail" in body and body.get("mode", "std") != "pro":
+        return 1201, "image_tail (first and last frame) needs mode pro"
+    return None
 
 
 def kling_app(state: FakeState, secret: str) -> Starlette:
@@ -325,6 +376,10 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
                 return error(1201, f"image format not supported ({fmt}); use .jpg/.jpeg/.png")
         return None
 
+    def video_refusal(spec: dict[str, Any], body: dict[str, Any]) -> JSONResponse | None:
+        refused = kling_video_refusal(spec, body)
+        return None if refused is None else error(*refused)
+
     async def create(request: Request) -> Response:
         state.calls["submit"] += 1
         if (refused := check(request)) is not None:
@@ -345,7 +400,12 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             return error(1302)
         if "[fake:policy]" in prompt:
             return error(1301)
-        if multi:
+        video = KLING_VIDEO_BODIES.get(request.url.path)
+        if video is not None:
+            if (refused := video_refusal(video, body)) is not None:
+                return refused
+            images = [body[name] for name in ("image", "image_tail") if name in body]
+        elif multi:
             # element_frontal_image (required), callback_url, external_task_id; no prompt.
             if set(body) - {"element_frontal_image", "callback_url", "external_task_id"}:
                 return error(1201, f"unexpected fields {sorted(body)}")
@@ -371,6 +431,7 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             prompt, 4 if multi else body.get("n", 1), reference, body.get("callback_url")
         )
         state.tasks[task_id]["multi"] = multi
+        state.tasks[task_id]["video"] = video is not None
         if "[fake:latency]" in prompt:
             delay = state.chance.uniform(*state.latency_s)
             state.tasks[task_id]["ready_at"] = time.monotonic() + delay
@@ -398,7 +459,8 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
         if task_id is None:
             return error(1203)
         task = state.tasks[task_id]
-        answer = documented("kling", "query", id=task_id, reference=task["reference"] or "")
+        name = "query_video" if task.get("video") else "query"
+        answer = documented("kling", name, id=task_id, reference=task["reference"] or "")
         data = answer["data"]
         if "[fake:slow]" in task["prompt"] or time.monotonic() < task.get("ready_at", 0):
             return JSONResponse(answer)
@@ -407,6 +469,11 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
                 name = marker.strip("[]").removeprefix("fake:").replace("-", "_")
                 data.update(task_status="failed", task_status_msg=documented("kling", name))
                 return JSONResponse(answer)
+        if task.get("video"):
+            url = "missing" if "[fake:404]" in task["prompt"] else "videos"
+            videos = [{"id": f"v-{task_id}", "url": f"{state.base}/{url}/{task_id}.mp4"}]
+            data.update(task_status="succeed", task_result={"videos": videos})
+            return JSONResponse(answer)
         urls = state.outputs(task_id)
         if task.get("multi") and "[fake:views]" in task["prompt"]:
             view = documented("kling", "multi_shot_views")
@@ -438,6 +505,9 @@ def kling_app(state: FakeState, secret: str) -> Starlette:
             Route("/v1/images/omni-image/{task_id}", query),
             Route("/v1/general/ai-multi-shot", create, methods=["POST"]),
             Route("/v1/general/ai-multi-shot/{task_id}", query),
+            *(Route(path, create, methods=["POST"]) for path in KLING_VIDEO_BODIES),
+            *(Route(f"{path}/{{task_id}}", query) for path in KLING_VIDEO_BODIES),
+            Route("/videos/{task_id}.mp4", result_video),
         ],
     )
 
@@ -556,7 +626,7 @@ def _documented_endpoints(name: str) -> dict[str, dict[str, Any]]:
             "required": set(spec["required"]),
             "allowed": set(spec["allowed"]),
             "enums": {k: tuple(v) for k, v in spec["enums"].items()},
-            "result": "result",
+            "result": spec.get("result", "result"),
         }
         for endpoint, spec in raw.items()
         if not endpoint.startswith("_")

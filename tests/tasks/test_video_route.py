@@ -164,8 +164,11 @@ async def test_openapi_lists_the_video_route_with_the_video_models(
 ) -> None:
     spec = (await client.get("/openapi.json")).json()
     operation = spec["paths"][VIDEOS]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
-    assert schema["properties"]["model"]["const"] == MODEL
+    schemas = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    by_model = {s["properties"]["model"]["const"]: s for s in schemas}
+    assert {MODEL, "kling-v2.5-turbo", "veo-3.1-fast"} <= set(by_model)
+    assert "kling-image-o1" not in by_model
+    schema = by_model[MODEL]
     assert schema["properties"]["duration"]["enum"] == list(range(2, 13))
     assert schema["properties"]["camera_fixed"] == {
         "type": "boolean",

@@ -41,7 +41,12 @@ def test_models_are_grouped_by_output_images_first() -> None:
     catalog = catalog_with_a_video_model()
     everything = ids(model_groups(catalog, ModelFilter()))
     assert list(everything) == ["image", "video"]
-    assert everything["video"] == ["seedance-1-pro", "test-clip"]
+    assert everything["video"] == [
+        "kling-v2.5-turbo",
+        "seedance-1-pro",
+        "veo-3.1-fast",
+        "test-clip",
+    ]
     assert everything["image"][0] == "kling-image-o1"
     choices = filter_choices(catalog)
     assert choices["output"] == ["image", "video"]
@@ -51,14 +56,16 @@ def test_models_are_grouped_by_output_images_first() -> None:
 def test_each_filter_narrows_and_they_combine() -> None:
     catalog = catalog_with_a_video_model()
     videos = ids(model_groups(catalog, ModelFilter(output="video")))
-    assert videos == {"video": ["seedance-1-pro", "test-clip"]}
+    assert videos == {"video": ["kling-v2.5-turbo", "seedance-1-pro", "veo-3.1-fast", "test-clip"]}
     by_kling = ids(model_groups(catalog, ModelFilter(provider="kling")))
-    assert by_kling == {"image": ["kling-image-o1", "kling-v3-omni"]}
+    assert by_kling == {"image": ["kling-image-o1", "kling-v3-omni"], "video": ["kling-v2.5-turbo"]}
     shots = ids(model_groups(catalog, ModelFilter(capability="ai-multi-shot")))
     assert shots == {"image": ["kling-image-o1"]}
     both = ModelFilter(provider="kling", capability="multi-reference")
     assert ids(model_groups(catalog, both)) == {"image": ["kling-image-o1", "kling-v3-omni"]}
-    assert model_groups(catalog, ModelFilter(output="video", provider="kling")) == []
+    kling_videos = ids(model_groups(catalog, ModelFilter(output="video", provider="kling")))
+    assert kling_videos == {"video": ["kling-v2.5-turbo"]}
+    assert model_groups(catalog, ModelFilter(output="video", provider="openai")) == []
 
 
 async def test_models_page_filters_by_query(client: httpx2.AsyncClient) -> None:
@@ -67,7 +74,11 @@ async def test_models_page_filters_by_query(client: httpx2.AsyncClient) -> None:
     listed = re.findall(r'data-model="([^"]+)"', page)
     assert listed[0] == "kling-image-o1" and "flux-schnell" in listed
     narrowed = (await client.get("/models", params={"provider": "kling"})).text
-    assert re.findall(r'data-model="([^"]+)"', narrowed) == ["kling-image-o1", "kling-v3-omni"]
+    assert re.findall(r'data-model="([^"]+)"', narrowed) == [
+        "kling-image-o1",
+        "kling-v3-omni",
+        "kling-v2.5-turbo",
+    ]
     assert "<option selected>kling</option>" in narrowed
-    none = (await client.get("/models", params={"output": "video", "provider": "kling"})).text
+    none = (await client.get("/models", params={"output": "video", "provider": "openai"})).text
     assert "No model matches these filters" in none
