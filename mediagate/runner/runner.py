@@ -25,7 +25,9 @@ from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
 from mediagate.keys import spending
 from mediagate.ledger import service as ledger
+from mediagate.media.expiry import Retention
 from mediagate.media.references import ReferenceLoader
+from mediagate.media.retention import RetentionSweeper
 from mediagate.media.storage import Storage
 from mediagate.observability.metrics import Metrics
 from mediagate.providers.errors import (
@@ -120,6 +122,9 @@ class Runner:
             checkpoint=self._checkpoint,
             active_on=self._active_on,
         )
+        self.retention = Retention.from_settings(settings)
+        self.sweeper = RetentionSweeper(db, storage, settings)
+        self._sweeping: asyncio.Task[None] | None = None
         self.worker = name or f"{socket.gethostname()}:{os.getpid()}:{random_base62(6)}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -152,12 +157,16 @@ class Runner:
     async def _loop(self) -> None:
         next_reconcile = 0.0
         loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.settings.reconcile_interval_s  # after the first claims
         while not self._stopping.is_set():
             self._wake.clear()
             try:
                 if loop.time() >= next_reconcile:
                     await self.reconcile()
                     next_reconcile = loop.time() + self.settings.reconcile_interval_s
+                if loop.time() >= next_sweep:
+                    self._start_sweep()
+                    next_sweep = loop.time() + self.settings.retention_interval_s
                 claimed = await self._claim_and_start()
                 if self.callbacks is not None:
                     await self.callbacks.deliver_due()
@@ -183,6 +192,9 @@ class Runner:
         (their leases expire and another runner takes over)."""
         self._stopping.set()
         self._wake.set()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
         if not self._running:
             return
         _, pending = await asyncio.wait(self._running, timeout=grace_s)
@@ -224,6 +236,19 @@ class Runner:
                 "reconciler: %d expired leases requeued, %d overdue tasks", requeued, overdue
             )
             self.wake()
+
+    def _start_sweep(self) -> None:
+        """Run the retention sweeper beside the claims (it waits on storage), one run at
+        a time; stopping cancels it, which its claims make safe (media/retention.py)."""
+        if self._sweeping is not None and not self._sweeping.done():
+            return
+        self._sweeping = asyncio.create_task(self._sweep(), name="retention sweep")
+
+    async def _sweep(self) -> None:
+        try:
+            await self.sweeper.run_once()
+        except Exception:
+            log.exception("retention sweep failed; trying again at the next interval")
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -415,7 +440,7 @@ class Runner:
                     account_id=task.account_id,
                     mode=task.mode,
                     url=task.callback_url,
-                    payload=task_as_data(finished, self._files_base()),
+                    payload=task_as_data(finished, self._files_base(), self.retention),
                 )
             await announce_finished(session, task.id)
         # After the commit: a woken request reads the finished row, never the old one.
