@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +31,7 @@ from mediagate.media.storage import Storage
 from mediagate.tasks.models import Task
 
 log = logging.getLogger("mediagate.retention")
+AnySelect = Select[Unpack[tuple[Any, ...]]]
 CLAIM = timedelta(minutes=10)
 """How long a sweeper's claim keeps others off its rows: far longer than deleting one
 batch takes; a crashed sweeper's rows wait this long for the next one."""
@@ -95,7 +96,7 @@ class RetentionSweeper:
             )
         return len(rows), len(keys)
 
-    def _expired_tasks(self, now: datetime) -> Select[Any]:
+    def _expired_tasks(self, now: datetime) -> AnySelect:
         per_mode = [
             (Task.mode == mode) & (Task.completed_at < cutoff)
             for mode in ("live", "test")
@@ -114,7 +115,7 @@ class RetentionSweeper:
         cutoff = self.retention.upload_cutoff(now)
         if cutoff is None:
             return 0, 0
-        query: Select[Any] = (
+        query = (
             select(Upload.id, Upload.key)
             .where(
                 Upload.expired_at.is_(None),
@@ -161,7 +162,7 @@ class RetentionSweeper:
 
 
 async def _claim(
-    session: AsyncSession, query: Select[Any], table: type[Task] | type[Upload], now: datetime
+    session: AsyncSession, query: AnySelect, table: type[Task] | type[Upload], now: datetime
 ) -> list[Any]:
     """The rows `query` picks, claimed for this sweeper until now + CLAIM."""
     if session.get_bind().dialect.name == "postgresql":
