@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +31,7 @@ from mediagate.media.storage import Storage
 from mediagate.tasks.models import Task
 
 log = logging.getLogger("mediagate.retention")
-AnySelect = Select[Unpack[tuple[Any, ...]]]
+AnySelect = Select[*tuple[Any, ...]]
 CLAIM = timedelta(minutes=10)
 """How long a sweeper's claim keeps others off its rows: far longer than deleting one
 batch takes; a crashed sweeper's rows wait this long for the next one."""
