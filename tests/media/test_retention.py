@@ -327,7 +327,8 @@ async def test_expired_uploads_are_deleted_and_answer_410(gateway: Gateway) -> N
 
     # A task naming the expired upload is refused with the reason, nothing charged.
     task = await gateway.generate(images=[upload["url"]])
-    assert task["status"] == "failed" and "images[0]" in task["error"]["message"]
+    assert task["status"] == "failed" and task["credits"] == 0
+    assert "images[0]" in task["error"]["message"] and "expires_at" in task["error"]["message"]
 
 
 async def test_orphaned_upload_objects_are_swept_after_the_grace_period(
