@@ -246,9 +246,13 @@ class Runner:
 
     async def _sweep(self) -> None:
         try:
-            await self.sweeper.run_once()
+            report = await self.sweeper.run_once()
         except Exception:
             log.exception("retention sweep failed; trying again at the next interval")
+            return
+        swept = self.metrics.retention_swept
+        for kind in ("tasks", "uploads", "orphans", "files"):
+            swept.labels(kind).inc(getattr(report, kind))
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):

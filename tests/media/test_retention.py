@@ -376,3 +376,27 @@ async def test_local_listing_reports_each_files_time(tmp_path: Path) -> None:
     os.utime(tmp_path / key, (old, old))
     (listed,) = await storage.list_keys("up_", start_after="", limit=5)
     assert abs(listed.modified_at - (utcnow() - 3 * DAY)) < timedelta(seconds=5)
+
+
+async def test_every_worker_sweeps_from_its_own_loop(gateway_factory: Callable[..., Any]) -> None:
+    gateway: Gateway = await gateway_factory(reconcile_interval_s=0.05, retention_interval_s=0.1)
+    task_id = await finished_task(gateway, files=2)
+    keys = await stored_keys(gateway, [task_id])
+    core = gateway.app.state.core
+    runner = build_runner(core.db, core.settings, core.catalog, gateway.app.state.components)
+    worker = asyncio.create_task(runner.run())
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                async with gateway.db.read() as session:
+                    row = await session.get_one(Task, task_id)
+                if row.files_expired_at is not None:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+        await worker
+    for key in keys:
+        assert await gateway.storage.get(key) is None
+    swept = runner.metrics.retention_swept
+    assert swept.labels("tasks")._value.get() == 1 and swept.labels("files")._value.get() == 2
