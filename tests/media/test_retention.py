@@ -384,19 +384,17 @@ async def test_every_worker_sweeps_from_its_own_loop(gateway_factory: Callable[.
     keys = await stored_keys(gateway, [task_id])
     core = gateway.app.state.core
     runner = build_runner(core.db, core.settings, core.catalog, gateway.app.state.components)
+    swept = runner.metrics.retention_swept
     worker = asyncio.create_task(runner.run())
     try:
-        async with asyncio.timeout(20):
-            while True:
-                async with gateway.db.read() as session:
-                    row = await session.get_one(Task, task_id)
-                if row.files_expired_at is not None:
-                    break
+        async with asyncio.timeout(20):  # until the sweep has run to its end
+            while swept.labels("tasks")._value.get() < 1:
                 await asyncio.sleep(0.05)
     finally:
         await runner.stop()
         await worker
+    assert swept.labels("files")._value.get() == 2
     for key in keys:
         assert await gateway.storage.get(key) is None
-    swept = runner.metrics.retention_swept
-    assert swept.labels("tasks")._value.get() == 1 and swept.labels("files")._value.get() == 2
+    async with gateway.db.read() as session:
+        assert (await session.get_one(Task, task_id)).files_expired_at is not None
