@@ -10,7 +10,7 @@ from mediagate.billing.models import (
 )
 from mediagate.keys.models import ApiKey
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
-from mediagate.media.models import Upload
+from mediagate.media.models import ExpiredFile, Upload
 from mediagate.providers.models import ProviderHealth, SandboxJob
 from mediagate.tasks.models import IdempotencyKey, Task
 from mediagate.web.models import WebSession
@@ -21,6 +21,7 @@ __all__ = [
     "ApiKey",
     "CallbackDelivery",
     "CodeBatch",
+    "ExpiredFile",
     "ExternalEvent",
     "IdempotencyKey",
     "LedgerAccount",

@@ -64,6 +64,13 @@ class NotFound(MediagateError):
     type = "not_found"
 
 
+class Gone(MediagateError):
+    """This file expired and was deleted"""
+
+    status = 410
+    type = "expired"
+
+
 class IdempotencyInProgress(MediagateError):
     """A request with this Idempotency-Key is still being processed"""
 

@@ -169,6 +169,23 @@ class Settings(BaseSettings):
     """`/files/{key}` answers with a redirect to a presigned URL, or streams the object."""
     s3_presign_ttl_s: int = 3600
 
+    # Retention: how long results and uploads are kept, then swept (media/retention.py)
+    retention_days_live: int = Field(default=30, ge=0)
+    """Days a live task's files (results, posters, thumbnails, reference copies) are kept
+    after it ends (0: forever)."""
+    retention_days_test: int = Field(default=30, ge=0)
+    """The same for test-mode (sandbox) tasks (0: forever)."""
+    retention_days_uploads: int = Field(default=30, ge=0)
+    """Days an uploaded reference image is kept (0: forever)."""
+    retention_interval_s: float = Field(default=300.0, gt=0)
+    """How often each worker runs the sweeper (expired files, orphaned uploads)."""
+    retention_batch: int = Field(default=500, ge=1)
+    """Most tasks, uploads and listed upload objects one sweeper run handles, each: the
+    bound on one run's work (the rest waits for the next run)."""
+    orphan_upload_grace_s: float = Field(default=3600.0, ge=0)
+    """An uploaded object with no upload row is deleted once it is this old (the row is
+    written just after the file; an older file without one is a crash's leftover)."""
+
     # Catalog: extra directories of model declarations (*.toml)
     catalog_paths: list[Path] = Field(default_factory=list)
 

@@ -82,7 +82,9 @@ class ReferenceLoader:
         if key is not None:
             data = await self.storage.get(key)
             if data is None:
-                raise FetchError("unreachable", "no such uploaded file")
+                raise FetchError(
+                    "unreachable", "no such uploaded file; uploads are deleted at their expires_at"
+                )
             return data
         return (await self.fetcher.fetch(url, max_bytes=rules.max_bytes)).body
 

@@ -7,8 +7,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from mediagate.core.errors import NotFound
+from mediagate.core.clock import isoformat
+from mediagate.core.errors import Gone, MediagateError, NotFound
 from mediagate.core.schemas import ErrorBody
+from mediagate.core.state import core_state
+from mediagate.media.models import ExpiredFile
 from mediagate.media.schemas import FILE_CONTENT
 from mediagate.media.storage import (
     RangeNotSatisfiable,
@@ -50,6 +53,7 @@ def _head(path: Path) -> bytes:
         },
         307: {"description": "presigned object-storage URL"},
         404: {"description": "not_found", "model": ErrorBody},
+        410: {"description": "expired: the retention sweeper deleted it", "model": ErrorBody},
     },
 )
 async def get_file(request: Request, key: str) -> Response:
@@ -67,25 +71,37 @@ async def get_file(request: Request, key: str) -> Response:
         # The presigned URL expires; the redirect itself must not be cached longer.
         return RedirectResponse(url, 307, headers={"Cache-Control": "private, max-age=300"})
     if isinstance(storage, S3Storage):
-        return await _proxied(storage, key, request.headers.get("range"))
+        return await _proxied(request, storage, key)
     data = await storage.get(key)
     if data is None:
-        raise NotFound("No such file")
+        raise await missing(request, key)
     image_type = sniffed_type(data[:MAGIC_BYTES])
     return Response(
         data, media_type=image_type or "application/octet-stream", headers=file_headers(image_type)
     )
 
 
-async def _proxied(storage: S3Storage, key: str, byte_range: str | None) -> Response:
+async def missing(request: Request, key: str) -> MediagateError:
+    """Why a valid key has no file: 410 if the retention sweeper deleted it, else 404."""
+    async with core_state(request).db.read() as session:
+        expired = await session.get(ExpiredFile, key)
+    if expired is None:
+        return NotFound("No such file")
+    return Gone(
+        f"This file expired and was deleted at {isoformat(expired.expired_at)}: results "
+        "and uploads are kept for a limited time (the task object's `expires_at`)"
+    )
+
+
+async def _proxied(request: Request, storage: S3Storage, key: str) -> Response:
     """Object storage through us (MEDIAGATE_S3_SERVE=proxy), streamed, with the client's
     Range passed on so players can seek."""
     try:
-        found = await storage.open_object(key, byte_range)
+        found = await storage.open_object(key, request.headers.get("range"))
     except RangeNotSatisfiable as exc:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{exc.size}"})
     if found is None:
-        raise NotFound("No such file")
+        raise await missing(request, key)
     stored_type = found.content_type if found.content_type != OCTET_STREAM else None
     headers = {
         **file_headers(stored_type),

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from pydantic import Field
+
 from mediagate.core.schemas import Strict
 from mediagate.media.storage import CONTENT_TYPES, VIDEO_TYPES
 
@@ -15,6 +17,9 @@ class UploadData(Strict):
     bytes: int
     width: int
     height: int
+    expires_at: str | None = Field(
+        description="When the file is deleted (ISO 8601, UTC); null: kept forever"
+    )
 
 
 _binary: dict[str, Any] = {"type": "string", "format": "binary"}

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +26,18 @@ KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}\.(png|jpg|webp|mp4|mov|webm)$")
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 VIDEO_TYPES = {fmt: content_type for fmt, (_, content_type, _) in CONTAINERS.items()}
 MISSING = {"404", "NoSuchKey", "NotFound"}
+S3_DELETE_BATCH = 1000
+"""Keys per DeleteObjects request: S3's maximum
+(https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html)."""
+S3_LIST_PAGE = 1000
+"""Keys per ListObjectsV2 page: S3's maximum (and default) MaxKeys
+(https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    modified_at: datetime
 
 
 class Storage(Protocol):
@@ -47,6 +60,16 @@ class Storage(Protocol):
     async def public_url(self, key: str) -> str | None:
         """A URL clients may fetch `key` from directly (presigned), or None when we serve
         the file ourselves (or it does not exist)."""
+        ...
+
+    async def delete_many(self, keys: list[str]) -> None:
+        """Delete every key that exists; a key already gone is not an error (a sweep that
+        crashed before it marked its rows deletes the same keys again)."""
+        ...
+
+    async def list_keys(self, prefix: str, *, start_after: str, limit: int) -> list[StoredObject]:
+        """Up to `limit` stored keys starting with `prefix`, in key order, after
+        `start_after` ("" from the first), with their last change."""
         ...
 
 
@@ -136,6 +159,33 @@ class LocalStorage:
 
     async def public_url(self, key: str) -> str | None:
         return None
+
+    async def delete_many(self, keys: list[str]) -> None:
+        await asyncio.to_thread(self._delete, [k for k in keys if valid_key(k)])
+
+    def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+
+    async def list_keys(self, prefix: str, *, start_after: str, limit: int) -> list[StoredObject]:
+        return await asyncio.to_thread(self._list, prefix, start_after, limit)
+
+    def _list(self, prefix: str, start_after: str, limit: int) -> list[StoredObject]:
+        # One directory: names are read whole (no order on disk), only `limit` are stat'ed.
+        with os.scandir(self.root) as entries:
+            names = sorted(
+                e.name
+                for e in entries
+                if e.name.startswith(prefix) and e.name > start_after and valid_key(e.name)
+            )
+        found = []
+        for name in names[:limit]:
+            try:
+                mtime = (self.root / name).stat().st_mtime
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            found.append(StoredObject(name, datetime.fromtimestamp(mtime, UTC)))
+        return found
 
 
 STREAM_CHUNK = 256 * 1024
@@ -295,6 +345,48 @@ class S3Storage:
         if not self.redirect or not valid_key(key):
             return None
         return await asyncio.to_thread(self._presign_existing, key)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        keys = [k for k in keys if valid_key(k)]
+        for start in range(0, len(keys), S3_DELETE_BATCH):
+            await asyncio.to_thread(self._delete, keys[start : start + S3_DELETE_BATCH])
+
+    def _delete(self, keys: list[str]) -> None:
+        # S3 answers a key that does not exist as deleted; Quiet: only failures come back.
+        answer = self.client.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": self._object(k)} for k in keys], "Quiet": True},
+        )
+        failed = [e for e in answer.get("Errors", []) if e.get("Code") not in MISSING]
+        if failed:
+            first = failed[0]
+            raise OSError(
+                f"S3 could not delete {len(failed)} of {len(keys)} objects "
+                f"(first: {first.get('Key')}: {first.get('Code')} {first.get('Message')})"
+            )
+
+    async def list_keys(self, prefix: str, *, start_after: str, limit: int) -> list[StoredObject]:
+        return await asyncio.to_thread(self._list, prefix, start_after, limit)
+
+    def _list(self, prefix: str, start_after: str, limit: int) -> list[StoredObject]:
+        found: list[StoredObject] = []
+        after = self._object(start_after) if start_after else ""
+        while len(found) < limit:
+            page = self.client.list_objects_v2(
+                Bucket=self.bucket,
+                Prefix=self._object(prefix),
+                StartAfter=after,
+                MaxKeys=min(S3_LIST_PAGE, limit - len(found)),
+            )
+            contents = page.get("Contents", [])
+            for item in contents:
+                key = item["Key"].removeprefix(self.prefix)
+                if valid_key(key):
+                    found.append(StoredObject(key, item["LastModified"].astimezone(UTC)))
+            if not page.get("IsTruncated") or not contents:
+                break
+            after = contents[-1]["Key"]
+        return found
 
     def _presign_existing(self, key: str) -> str | None:
         try:

@@ -9,13 +9,14 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from mediagate.catalog.spec import REFERENCE_PARAM, InputRules
-from mediagate.core.clock import utcnow
+from mediagate.core.clock import isoformat, utcnow
 from mediagate.core.errors import InvalidRequest, PayloadTooLarge
 from mediagate.core.http import files_base, read_body, success
 from mediagate.core.ids import new_id, random_base62
 from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
+from mediagate.media.expiry import Retention
 from mediagate.media.images import ImageRejected, check_reference
 from mediagate.media.models import Upload
 from mediagate.media.schemas import UPLOAD_BODY, UploadData
@@ -67,6 +68,7 @@ async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
     async with core.db.write() as session:
         session.add(upload)
     base = files_base(request)
+    retention = Retention.from_settings(core.settings)
     return success(
         {
             "id": upload.id,
@@ -75,6 +77,7 @@ async def create_upload(request: Request, caller: CurrentKey) -> JSONResponse:
             "bytes": len(data),
             "width": info.width,
             "height": info.height,
+            "expires_at": isoformat(retention.upload_expiry(upload.created_at)),
         }
     )
 

@@ -58,6 +58,13 @@ class Metrics:
             "Leases extended while a long step ran (a synchronous provider's call)",
             registry=self.registry,
         )
+        self.retention_swept = Counter(
+            "mediagate_retention_swept_total",
+            "What this process's retention sweeper deleted: tasks' and uploads' files "
+            "(expired), orphaned upload objects, and storage keys in all",
+            ["kind"],
+            registry=self.registry,
+        )
         self.tasks = Gauge("mediagate_tasks", "Tasks by state", ["state"], registry=self.registry)
         self.queue_lag = Gauge(
             "mediagate_queue_lag_seconds",

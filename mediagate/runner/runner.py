@@ -24,7 +24,9 @@ from mediagate.core.errors import ProviderUnavailable
 from mediagate.core.ids import random_base62
 from mediagate.core.redis import RedisLink
 from mediagate.core.settings import Settings
+from mediagate.media.expiry import Retention
 from mediagate.media.references import ReferenceLoader
+from mediagate.media.retention import RetentionSweeper
 from mediagate.media.storage import Storage
 from mediagate.observability.metrics import Metrics
 from mediagate.providers.errors import (
@@ -114,6 +116,9 @@ class Runner:
             checkpoint=self._checkpoint,
             active_on=self._active_on,
         )
+        self.retention = Retention.from_settings(settings)
+        self.sweeper = RetentionSweeper(db, storage, settings)
+        self._sweeping: asyncio.Task[None] | None = None
         self.worker = name or f"{socket.gethostname()}:{os.getpid()}:{random_base62(6)}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -147,6 +152,7 @@ class Runner:
     async def _loop(self) -> None:
         next_reconcile = next_purge = 0.0
         loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.settings.reconcile_interval_s  # after the first claims
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -156,6 +162,9 @@ class Runner:
                 if self.settings.account_purge_interval_s > 0 and loop.time() >= next_purge:
                     next_purge = loop.time() + self.settings.account_purge_interval_s
                     await self.purge_deleted_accounts()
+                if loop.time() >= next_sweep:
+                    self._start_sweep()
+                    next_sweep = loop.time() + self.settings.retention_interval_s
                 claimed = await self._claim_and_start()
                 if self.callbacks is not None:
                     await self.callbacks.deliver_due()
@@ -181,6 +190,9 @@ class Runner:
         (their leases expire and another runner takes over)."""
         self._stopping.set()
         self._wake.set()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
         if not self._running:
             return
         _, pending = await asyncio.wait(self._running, timeout=grace_s)
@@ -233,6 +245,23 @@ class Runner:
             batch=self.settings.account_purge_batch,
             now=utcnow(),
         )
+
+    def _start_sweep(self) -> None:
+        """Run the retention sweeper beside the claims (it waits on storage), one run at
+        a time; stopping cancels it, which its claims make safe (media/retention.py)."""
+        if self._sweeping is not None and not self._sweeping.done():
+            return
+        self._sweeping = asyncio.create_task(self._sweep(), name="retention sweep")
+
+    async def _sweep(self) -> None:
+        try:
+            report = await self.sweeper.run_once()
+        except Exception:
+            log.exception("retention sweep failed; trying again at the next interval")
+            return
+        swept = self.metrics.retention_swept
+        for kind in ("tasks", "uploads", "orphans", "files"):
+            swept.labels(kind).inc(getattr(report, kind))
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -414,6 +443,7 @@ class Runner:
                 task,
                 outcome.status,
                 files_base=self._files_base(),
+                retention=self.retention,
                 reason=f"task {outcome.status} ({outcome.error_type})",
             )
         await announce(task.id, on_finished=self.on_finished, redis=self.redis)

@@ -20,6 +20,7 @@ from mediagate.core.settings import Settings
 from mediagate.media.images import NotAnImage, inspect_image
 from mediagate.media.references import ReferenceError, ReferenceLoader, nearest_ratio
 from mediagate.media.storage import Storage
+from mediagate.media.thumbnails import ThumbnailFailed, make_thumbnail
 from mediagate.media.videos import NotAVideo, poster, probe_video
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.callbacks import callback_url
@@ -347,9 +348,29 @@ async def store_image(ctx: StepContext, task: Task, index: int, path: Path) -> d
             "generation_failed", f"{task.provider} returned an unusable result image: {exc}"
         ) from exc
     del data
+    thumb = await thumbnail_of(ctx, task, index, path)
     key = stored_file_key(ctx, task, "result", index, info.extension)
     await ctx.storage.put_file(key, path, f"image/{info.format}")
-    return {"key": key, "width": info.width, "height": info.height}
+    stored: dict[str, Any] = {"key": key, "width": info.width, "height": info.height}
+    if thumb is not None:
+        stored["thumb"] = thumb
+    return stored
+
+
+async def thumbnail_of(
+    ctx: StepContext, task: Task, index: int, path: Path
+) -> dict[str, Any] | None:
+    """Store the gallery's small copy of one result image (before the result itself
+    moves away from `path`). A result Pillow cannot scale down still completes the task:
+    the gallery shows the full image instead."""
+    try:
+        thumb = await asyncio.to_thread(make_thumbnail, path)
+    except ThumbnailFailed as exc:
+        log.warning("task %s: no thumbnail for result %d: %s", task.id, index, exc)
+        return None
+    key = stored_file_key(ctx, task, "thumb", index, "webp")
+    await ctx.storage.put(key, thumb.data)
+    return {"key": key, "width": thumb.width, "height": thumb.height}
 
 
 async def store_video(ctx: StepContext, task: Task, index: int, path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from mediagate.core.db import Database
 from mediagate.core.errors import MediagateError, NotFound, ProviderUnavailable
 from mediagate.core.http import files_base
 from mediagate.core.redis import RedisLink
+from mediagate.media.expiry import Retention
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.errors import ProviderError
 from mediagate.providers.registry import ProviderRegistry
@@ -58,6 +59,7 @@ class Canceller:
     catalog: Catalog
     providers: ProviderRegistry
     files_base: str
+    retention: Retention
     redis: RedisLink | None
     on_finished: Callable[[str], None] | None = None
 
@@ -141,6 +143,7 @@ class Canceller:
                 task,
                 "cancelled",
                 files_base=self.files_base,
+                retention=self.retention,
                 reason="task cancelled by the client",
             )
         await announce(task.id, on_finished=self.on_finished, redis=self.redis)
@@ -164,6 +167,7 @@ def canceller(request: Request) -> Canceller:
         catalog=state.core.catalog,
         providers=state.providers,
         files_base=files_base(request),
+        retention=Retention.from_settings(state.core.settings),
         redis=state.components.redis,
         on_finished=state.waiters.finished,
     )

@@ -22,6 +22,15 @@ class Task(Base):
         # Newest-first pages of an account's tasks, keyset on (created_at, id): the id
         # breaks ties, so the index alone yields each page in order (tasks/listing.py).
         Index("ix_tasks_account_created_id", "account_id", "created_at", "id"),
+        # The retention sweeper's scan: finished tasks whose files are still kept, oldest
+        # first per mode (media/retention.py); a swept task leaves the index.
+        Index(
+            "ix_tasks_retention",
+            "mode",
+            "completed_at",
+            sqlite_where=text("files_expired_at IS NULL AND completed_at IS NOT NULL"),
+            postgresql_where=text("files_expired_at IS NULL AND completed_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -55,7 +64,8 @@ class Task(Base):
     outputs: Mapped[list[str] | None] = mapped_column(JSON)
     """Result references returned by the provider, before mirroring."""
     images: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    """Stored results: [{"key", "width", "height"}]."""
+    """Stored results: [{"key", "width", "height", "thumb": {"key", "width", "height"}}]
+    (no "thumb" on results stored before thumbnails, or that Pillow could not scale)."""
     videos: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     """Stored video results: [{"key", "width", "height", "duration_s", "content_type",
     "poster": {"key", "width", "height"}}]."""
@@ -65,6 +75,11 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    files_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the retention sweeper deleted the task's files (null: they are kept)."""
+    sweep_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """A sweeper's claim on the task's files until then (another sweeper skips it; a
+    crashed sweeper's claim simply runs out and the files are deleted again)."""
 
 
 class IdempotencyKey(Base):

@@ -13,6 +13,7 @@ from mediagate.core.http import files_base, read_json_body, success
 from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
+from mediagate.media.expiry import Retention
 from mediagate.tasks import intake, listing, prefer, service
 from mediagate.tasks.cancelling import canceller
 from mediagate.tasks.content_type import require_json
@@ -100,7 +101,9 @@ def _add_generation_route(router: APIRouter, catalog: Catalog, endpoint: str, su
         task = await prefer.until_finished(
             request.app.state.waiters, core.db, caller.account_id, submission.task_id, wait_s
         )
-        return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
+        return _with_headers(
+            success(service.task_as_data(task, files_base(request), _retention(request))), wait_s
+        )
 
 
 def _add_task_routes(router: APIRouter) -> None:
@@ -117,10 +120,10 @@ def _add_task_routes(router: APIRouter) -> None:
         tasks, next_cursor = await listing.list_tasks(
             core_state(request).db, caller.account_id, rules
         )
-        base = files_base(request)
+        base, retention = files_base(request), _retention(request)
         return success(
             {
-                "tasks": [service.task_as_data(t, base) for t in tasks],
+                "tasks": [service.task_as_data(t, base, retention) for t in tasks],
                 "next_cursor": next_cursor.encode() if next_cursor else None,
             }
         )
@@ -141,7 +144,9 @@ def _add_task_routes(router: APIRouter) -> None:
             task = await prefer.until_finished(waiters, db, caller.account_id, task_id, wait_s)
         else:
             task = await service.get_task(db, caller.account_id, task_id)
-        return _with_headers(success(service.task_as_data(task, files_base(request))), wait_s)
+        return _with_headers(
+            success(service.task_as_data(task, files_base(request), _retention(request))), wait_s
+        )
 
     @router.post(
         "/tasks/{task_id}/cancel",
@@ -167,9 +172,13 @@ def _add_task_routes(router: APIRouter) -> None:
     )
     async def cancel_task(request: Request, task_id: str, caller: CurrentKey) -> JSONResponse:
         task = await canceller(request).cancel(caller.account_id, task_id)
-        return success(service.task_as_data(task, files_base(request)))
+        return success(service.task_as_data(task, files_base(request), _retention(request)))
 
 
 def _with_headers(response: JSONResponse, wait_s: int | None) -> JSONResponse:
     response.headers.update(prefer.applied(wait_s))
     return response
+
+
+def _retention(request: Request) -> Retention:
+    return Retention.from_settings(core_state(request).settings)

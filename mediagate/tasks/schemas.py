@@ -15,19 +15,37 @@ class Submission(Strict):
     status: ApiStatus
 
 
-class OutputImage(Strict):
-    url: str = Field(description="Absolute URL of the stored result file")
+class OutputStill(Strict):
+    url: str | None = Field(description="Absolute URL of the stored file; null once expired")
     width: int
     height: int
 
 
+EXPIRES = "When the stored files are deleted (ISO 8601, UTC); null: kept forever"
+EXPIRED = "The files were deleted (retention): the URLs are null and the old ones answer 410"
+
+
+class OutputImage(Strict):
+    url: str | None = Field(description="Absolute URL of the stored result file; null once expired")
+    width: int
+    height: int
+    thumbnail: OutputStill | None = Field(
+        description="A small WebP copy (longest side 384 px) for galleries; null for "
+        "results stored before thumbnails existed"
+    )
+    expires_at: str | None = Field(description=EXPIRES)
+    expired: bool = Field(description=EXPIRED)
+
+
 class OutputVideo(Strict):
-    url: str = Field(description="Absolute URL of the stored video file")
+    url: str | None = Field(description="Absolute URL of the stored video file; null once expired")
     width: int
     height: int
     duration_s: float
     content_type: str = Field(description="video/mp4, video/quicktime or video/webm")
-    poster: OutputImage = Field(description="The first frame as a JPEG")
+    poster: OutputStill = Field(description="The first frame as a JPEG")
+    expires_at: str | None = Field(description=EXPIRES)
+    expired: bool = Field(description=EXPIRED)
 
 
 class TaskOutput(Strict):

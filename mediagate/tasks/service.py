@@ -22,7 +22,9 @@ from mediagate.core.prepared import Prepared
 from mediagate.keys import spending
 from mediagate.keys.service import AuthedKey
 from mediagate.ledger import service as ledger
+from mediagate.media.expiry import Retention
 from mediagate.tasks.models import IdempotencyKey, Task
+from mediagate.tasks.output import task_output
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 API_STATUS = {
@@ -65,6 +67,7 @@ class TaskView(NamedTuple):
 
     id: str
     account_id: str
+    mode: str
     model: str
     type: str
     status: str
@@ -75,6 +78,7 @@ class TaskView(NamedTuple):
     error_message: str | None
     created_at: datetime
     completed_at: datetime | None
+    files_expired_at: datetime | None
 
 
 _TASK_VIEW = Prepared(
@@ -225,11 +229,16 @@ async def get_task(db: Database, account_id: str, task_id: str) -> TaskView:
     return task
 
 
-def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
+def task_as_data(task: Task | TaskView, files_base: str, retention: Retention) -> dict[str, Any]:
     """The public task object (GET /api/v1/tasks/{id}, callbacks)."""
     completed = task.status == "completed"
-    images = [_stored(img, files_base) for img in task.images or []] if completed else []
-    videos = [_video(v, files_base) for v in task.videos or []] if completed else []
+    output = task_output(
+        task.images if completed else None,
+        task.videos if completed else None,
+        files_base=files_base,
+        expires_at=retention.task_expiry(task.mode, task.completed_at),
+        files_expired_at=task.files_expired_at,
+    )
     error = (
         {"type": task.error_type, "message": task.error_message}
         if task.status in UNCHARGED
@@ -243,25 +252,8 @@ def task_as_data(task: Task | TaskView, files_base: str) -> dict[str, Any]:
         "created_at": isoformat(task.created_at),
         "completed_at": isoformat(task.completed_at),
         "credits": 0 if task.status in UNCHARGED else task.price,
-        "output": {"images": images, "videos": videos},
+        "output": output,
         "error": error,
-    }
-
-
-def _stored(item: dict[str, Any], files_base: str) -> dict[str, Any]:
-    return {
-        "url": f"{files_base}/files/{item['key']}",
-        "width": item["width"],
-        "height": item["height"],
-    }
-
-
-def _video(video: dict[str, Any], files_base: str) -> dict[str, Any]:
-    return {
-        **_stored(video, files_base),
-        "duration_s": video["duration_s"],
-        "content_type": video["content_type"],
-        "poster": _stored(video["poster"], files_base),
     }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediagate.core.redis import RedisLink
 from mediagate.keys import spending
 from mediagate.ledger import service as ledger
+from mediagate.media.expiry import Retention
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import (
     REDIS_FINISHED_CHANNEL,
@@ -32,6 +33,7 @@ async def settle(
     status: FinalStatus,
     *,
     files_base: str,
+    retention: Retention,
     reason: str | None = None,
 ) -> None:
     """Free the slot; charge the hold if the task completed, else give it back (with
@@ -51,7 +53,7 @@ async def settle(
             account_id=task.account_id,
             mode=task.mode,
             url=task.callback_url,
-            payload=task_as_data(finished, files_base),
+            payload=task_as_data(finished, files_base, retention),
         )
     await announce_finished(session, task.id)
 

@@ -19,6 +19,7 @@ from mediagate.core.state import core_state
 from mediagate.keys import service as keys
 from mediagate.keys.limits import describe_limits, parse_limits
 from mediagate.ledger import service as ledger
+from mediagate.media.expiry import Retention
 from mediagate.media.references import EXAMPLES_PATH
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import UNCHARGED, task_as_data
@@ -36,8 +37,8 @@ GRACE_CHOICES = {"0": 0, "3600": 3600, "86400": 86400, "604800": 604800}
 
 def gallery_cards(request: Request, rows: list[Task]) -> list[dict[str, Any]]:
     """The public task objects of a gallery, each with its prompt."""
-    base = files_base(request)
-    return [{**task_as_data(t, base), "prompt": t.params.get("prompt")} for t in rows]
+    base, retention = files_base(request), Retention.from_settings(core_state(request).settings)
+    return [{**task_as_data(t, base, retention), "prompt": t.params.get("prompt")} for t in rows]
 
 
 @router.get("/")

@@ -11,6 +11,7 @@ from mediagate.catalog.spec import ModelSpec
 from mediagate.core.errors import NotFound, ProviderUnavailable
 from mediagate.core.http import files_base, public_base
 from mediagate.core.state import core_state
+from mediagate.media.expiry import Retention
 from mediagate.tasks.cancelling import CannotCancel, canceller
 from mediagate.tasks.models import Task
 from mediagate.tasks.service import task_as_data
@@ -62,7 +63,9 @@ async def _task_page(
         request,
         "task.html",
         who,
-        t=task_as_data(task, files_base(request)),
+        t=task_as_data(
+            task, files_base(request), Retention.from_settings(core_state(request).settings)
+        ),
         mode=task.mode,
         prompt=task.params.get("prompt"),
         params={k: v for k, v in task.params.items() if k != "prompt"},

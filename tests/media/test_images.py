@@ -156,7 +156,9 @@ async def test_our_own_upload_urls_are_read_from_storage_not_the_network(tmp_pat
         [ref] = await loader.load_all(["https://gw.example/files/up_" + "a" * 32 + ".png"], RULES)
         assert (ref.info.width, ref.info.height) == (500, 500)
         with pytest.raises(
-            ReferenceError, match=r"images\[0\]: unreachable \(no such uploaded file\)"
+            ReferenceError,
+            match=r"images\[0\]: unreachable \(no such uploaded file; uploads are deleted at "
+            r"their expires_at\)",
         ):
             await loader.load_all(["http://127.0.0.1:8000/files/up_" + "b" * 32 + ".png"], RULES)
     finally:

@@ -124,8 +124,11 @@ async def test_results_go_to_the_bucket_and_redirect_to_presigned_urls(
     client = s3_client
     task = await generate(s3_app, client)
     urls = [image["url"] for image in task["output"]["images"]]
+    thumbnails = [image["thumbnail"]["url"] for image in task["output"]["images"]]
     stored = objects(endpoint, settings.s3_prefix)
-    assert len(stored) == 2 and not list(settings.files_dir.glob("*"))  # nothing on local disk
+    names = {f"{settings.s3_prefix}{url.rsplit('/', 1)[1]}" for url in urls + thumbnails}
+    assert set(stored) == names  # each result and its thumbnail
+    assert not list(settings.files_dir.glob("*"))  # nothing on local disk
     async with httpx2.AsyncClient() as outside:
         for url in urls:
             answer = await client.get(url.removeprefix("http://gateway.test"))

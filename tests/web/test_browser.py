@@ -189,7 +189,7 @@ def test_dashboard_in_a_real_browser(site: dict[str, Any], browser: Any) -> None
 
     # The task's own page, from the gallery.
     page = user.open("/tasks")
-    page.locator(".task a.thumbs").first.click()
+    page.locator('.task a[href^="/tasks/task_"]').first.click()
     expect(page.locator("[data-status]")).to_have_text("completed")
     expect(page.locator("blockquote.prompt")).to_have_text("A lighthouse at dusk")
     expect(page.locator('tr[data-param="images"]')).to_contain_text(uploaded)

@@ -247,7 +247,11 @@ async def test_the_gallery_shows_a_video_by_its_poster(
     [poster] = re.findall(r'<img src="[^"]*/files/([^"]+)" alt="Video', gallery)
     assert poster.endswith(".jpg")
     task_id = created.json()["data"]["task_id"]
-    assert f'<a class="thumbs" href="/tasks/{task_id}"' in gallery  # where the video plays
+    video = (
+        await client.get(f"/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {raw}"})
+    ).json()["data"]["output"]["videos"][0]
+    assert f'<a href="{video["url"]}" aria-label="Video 1 of {task_id}' in gallery  # the file
+    assert f'href="/tasks/{task_id}"' in gallery  # and the page where it plays
     assert "Video 1 of task_" in gallery and "(2.0 s)" in gallery
 
 
