@@ -17,6 +17,7 @@ from mediagate_client.errors import (
     PermissionDeniedError,
     ProviderUnavailableError,
     RateLimitError,
+    ResultsExpired,
     WaitTimeout,
     WebhookVerificationError,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderUnavailableError",
     "RateLimitError",
+    "ResultsExpired",
     "RetryPolicy",
     "Task",
     "TaskView",

@@ -195,7 +195,8 @@ class AsyncTask(TaskView):
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
         return [
             await self._client.download(
-                o.url, folder / _wire.file_name(self.id, n, o.url, o.data.get("content_type"))
+                str(o.url),
+                folder / _wire.file_name(self.id, n, str(o.url), o.data.get("content_type")),
             )
-            for n, o in enumerate(self.outputs, 1)
+            for n, o in enumerate(self.downloadable(), 1)
         ]

@@ -31,6 +31,10 @@ class WaitTimeout(MediagateError):
         self.task = task
 
 
+class ResultsExpired(MediagateError):
+    """A completed task's files were deleted by the server's retention (`expired`)."""
+
+
 class WebhookVerificationError(MediagateError):
     """A callback's signature or timestamp does not check out: do not act on it."""
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mediagate_client.errors import ResultsExpired
+
 IN_PROGRESS = "IN_PROGRESS"
 """The one running status; every other value is final (`completed`, `failed`,
 `cancelled`), as docs/api.md "Task status" explains."""
@@ -23,7 +25,8 @@ class Output:
     """One generated file: an image, or a video (with its poster)."""
 
     kind: str
-    url: str
+    url: str | None
+    """None once the server's retention deleted the file (`expired`)."""
     width: int | None
     height: int | None
     data: dict[str, Any]
@@ -31,6 +34,11 @@ class Output:
     @property
     def expires_at(self) -> datetime | None:
         return parse_time(self.data.get("expires_at"))
+
+    @property
+    def expired(self) -> bool:
+        """True once the server deleted the file (its retention time passed)."""
+        return bool(self.data.get("expired")) or self.url is None
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class TaskView:
         return [
             Output(
                 kind=kind.removesuffix("s"),
-                url=item["url"],
+                url=item.get("url"),
                 width=item.get("width"),
                 height=item.get("height"),
                 data=item,
@@ -119,6 +127,17 @@ class TaskView:
             for kind in ("images", "videos")
             for item in output.get(kind) or []
         ]
+
+    def downloadable(self) -> list[Output]:
+        """The outputs to download; ResultsExpired if the server deleted any of them."""
+        gone = [o for o in self.outputs if o.expired]
+        if gone:
+            when = gone[0].data.get("expires_at") or "its retention time"
+            raise ResultsExpired(
+                f"task {self.id}: {len(gone)} of its {len(self.outputs)} results were deleted "
+                f"by the server's retention ({when}); generate them again"
+            )
+        return self.outputs
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.status}>"
