@@ -206,7 +206,7 @@ class FakeStripe:
         return HTMLResponse(
             "<!doctype html><html lang=en><meta name=viewport content='width=device-width'>"
             "<title>Fake Stripe Checkout</title>"
-            f"<h1>Pay {item}</h1><p>to {html.escape(str(session.get('customer_email')))}</p>"
+            f"<h1>Pay {item}</h1><p>Billed to {html.escape(str(session.get('customer_email')))}</p>"
             f"<form method=post action='/c/pay/{sid}'>"
             f"<button type=submit>Pay {item}</button></form>"
             f"<p><a href='{html.escape(str(session['cancel_url']))}'>Back</a></p></html>"

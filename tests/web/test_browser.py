@@ -444,6 +444,7 @@ def test_buying_and_redeeming_credits_in_a_real_browser(site: dict[str, Any], br
     (code,) = made["codes"]
     page = user.open("/dashboard")
     page.get_by_label("Code").fill(code)
+    user.shot("25-dashboard-redeem")
     page.get_by_role("button", name="Redeem").click()
     expect(page.get_by_role("status")).to_contain_text("300 live credits added (800 now)")
     expect(page.locator('[data-balance="live"]')).to_have_text("800")
