@@ -2,8 +2,11 @@
 `mediagate serve` process: the landing page and an HTML 404, sign up and the first test
 key, a key copied, the console's key picker, a reference uploaded from the console and a
 sandbox generation, the task's own page, the key revoked and the console refused, the
-charge in the ledger, an operator's grant. Every page is screenshotted under
-test-artifacts/browser/, and no page loads anything from another origin."""
+charge in the ledger, an operator's grant; the money side: Top up through the fake
+Stripe's hosted pay page (tests/billing/fake_stripe.py, its signed webhook delivered to the
+real server), the order and receipt, a code redeemed on the dashboard, the usage charts.
+Every page is screenshotted under test-artifacts/browser/, and no page loads anything from
+another origin (the Stripe Checkout page is the one place the browser is sent)."""
 
 import os
 import shutil
