@@ -6,11 +6,18 @@ reference page it came from). Webhook events are signed the way Stripe documents
 time>,v1=<hex HMAC-SHA256 of "<t>.<payload>" keyed with the endpoint secret>`.
 
 The test drives what a customer and Stripe would do: `pay`, `expire`, `refund`; then
-delivers the resulting event (or not, to exercise the reconciler)."""
+delivers the resulting event (or not, to exercise the reconciler). A browser can also pay
+on the session's `url`: a tiny stand-in for Stripe's hosted Checkout page whose Pay button
+completes the session, delivers the signed event to `webhook_url` (the endpoint an
+operator registers at Stripe) and redirects to the session's `success_url`, as Checkout
+does (https://docs.stripe.com/checkout/fulfillment,
+https://docs.stripe.com/payments/checkout/custom-success-page)."""
 
+import asyncio
 import copy
 import hashlib
 import hmac
+import html
 import json
 import re
 import secrets
@@ -28,7 +35,7 @@ import httpx2
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 FIXTURES = Path(__file__).parent / "stripe_fixtures"
@@ -81,6 +88,8 @@ class FakeStripe:
     idempotent: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     down: bool = False
+    webhook_url: str | None = None
+    """Where the hosted pay page delivers its `checkout.session.completed` (unset: nowhere)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -173,6 +182,34 @@ class FakeStripe:
                 "Stripe-Signature": sign(body, secret, at),
             },
             timeout=30,
+        )
+
+    # The hosted Checkout page (a stand-in: Stripe's own is a card form on checkout.stripe.com).
+
+    async def checkout_page(self, request: Request) -> Response:
+        sid = request.path_params["sid"]
+        self.calls.append(f"{request.method} /c/pay/{sid}")
+        session = self.sessions.get(sid)
+        if session is None:
+            return HTMLResponse("<h1>Something went wrong</h1><p>No such session.</p>", 404)
+        if request.method == "POST" and session["status"] == "open":
+            event = self.pay(sid)
+            if self.webhook_url:  # Stripe delivers the event; the redirect does not wait on it
+                await asyncio.to_thread(self.deliver, self.webhook_url, event)
+        if session["status"] == "complete":
+            # Checkout fills in {CHECKOUT_SESSION_ID} in the success URL.
+            done = str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", sid)
+            return RedirectResponse(done, 303)
+        if session["status"] == "expired":
+            return HTMLResponse("<h1>This checkout session has expired</h1>", 410)
+        item = html.escape(f"{session['amount_total'] / 100:.2f} {session['currency'].upper()}")
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta name=viewport content='width=device-width'>"
+            "<title>Fake Stripe Checkout</title>"
+            f"<h1>Pay {item}</h1><p>Billed to {html.escape(str(session.get('customer_email')))}</p>"
+            f"<form method=post action='/c/pay/{sid}'>"
+            f"<button type=submit>Pay {item}</button></form>"
+            f"<p><a href='{html.escape(str(session['cancel_url']))}'>Back</a></p></html>"
         )
 
     # The API.
@@ -275,7 +312,12 @@ class FakeStripe:
 @contextmanager
 def serve_fake_stripe(key: str = SECRET_KEY) -> Iterator[FakeStripe]:
     fake = FakeStripe(key=key)
-    app = Starlette(routes=[Route("/{path:path}", fake.route, methods=["GET", "POST", "DELETE"])])
+    app = Starlette(
+        routes=[
+            Route("/c/pay/{sid}", fake.checkout_page, methods=["GET", "POST"]),
+            Route("/{path:path}", fake.route, methods=["GET", "POST", "DELETE"]),
+        ]
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

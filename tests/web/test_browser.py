@@ -2,8 +2,11 @@
 `mediagate serve` process: the landing page and an HTML 404, sign up and the first test
 key, a key copied, the console's key picker, a reference uploaded from the console and a
 sandbox generation, the task's own page, the key revoked and the console refused, the
-charge in the ledger, an operator's grant. Every page is screenshotted under
-test-artifacts/browser/, and no page loads anything from another origin."""
+charge in the ledger, an operator's grant; the money side: Top up through the fake
+Stripe's hosted pay page (tests/billing/fake_stripe.py, its signed webhook delivered to the
+real server), the order and receipt, a code redeemed on the dashboard, the usage charts.
+Every page is screenshotted under test-artifacts/browser/, and no page loads anything from
+another origin (the Stripe Checkout page is the one place the browser is sent)."""
 
 import os
 import shutil
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.billing.fake_stripe import SECRET_KEY, WEBHOOK_SECRET, serve_fake_stripe
 from tests.e2e.procs import cli, environment, free_port, process, wait_for_http
 from tests.services import unavailable
 
@@ -28,23 +32,33 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if not Path(CHROMIUM).exists():
         unavailable("Debian's chromium is not installed (apt-get install chromium)")
     folder = tmp_path_factory.mktemp("browser")
-    env = environment(folder / "data", sandbox_latency_s=0.3, runner_poll_interval_s=0.1)
-    cli(env, "migrate")
-    cli(
-        {**env, "OPERATOR_PASSWORD": PASSWORD},
-        "admin",
-        "create",
-        "--email",
-        "op@example.com",
-        "--password-env",
-        "OPERATOR_PASSWORD",
-    )
-    port = free_port()
-    log = folder / "serve.log"
-    with process(env, "serve", "--port", str(port), log=log) as server:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base, server, log)
-        yield {"base": base}
+    with serve_fake_stripe() as stripe:
+        env = environment(
+            folder / "data",
+            sandbox_latency_s=0.3,
+            runner_poll_interval_s=0.1,
+            stripe_secret_key=SECRET_KEY,
+            stripe_webhook_secret=WEBHOOK_SECRET,
+            stripe_api_base=stripe.base,
+        )
+        cli(env, "migrate")
+        cli(
+            {**env, "OPERATOR_PASSWORD": PASSWORD},
+            "admin",
+            "create",
+            "--email",
+            "op@example.com",
+            "--password-env",
+            "OPERATOR_PASSWORD",
+        )
+        port = free_port()
+        log = folder / "serve.log"
+        with process(env, "serve", "--port", str(port), log=log) as server:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(base, server, log)
+            # The endpoint an operator registers at Stripe: the fake's pay page delivers there.
+            stripe.webhook_url = f"{base}/api/v1/billing/stripe/webhook"
+            yield {"base": base, "env": env, "stripe": stripe}
 
 
 @pytest.fixture(scope="module")
@@ -365,4 +379,128 @@ def test_profile_and_two_factor_enrolment_in_a_real_browser(
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{base}/dashboard")
     assert not user.foreign()
+    user.context.close()
+
+
+def test_buying_and_redeeming_credits_in_a_real_browser(site: dict[str, Any], browser: Any) -> None:
+    """Top up → Buy → the fake Stripe's hosted page → Pay: the signed
+    `checkout.session.completed` reaches the server, the browser comes back to the receipt
+    and the live balance is up by exactly the package's credits; the order is paid on the
+    Orders page. A code from `mediagate codes create` is redeemed on the dashboard, and
+    refused the second time. The usage charts are drawn, also on a phone."""
+    import json
+    import re
+
+    from playwright.sync_api import expect
+
+    from tests.e2e.procs import poll, submit
+
+    base, env, stripe = site["base"], site["env"], site["stripe"]
+    user = Tab(browser, base)
+    page = user.open("/signup")
+    page.get_by_label("Email").fill("buyer@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.get_by_label("Email").fill("buyer@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/dashboard")
+    first_key = page.locator("#new-key").inner_text()
+    expect(page.locator('[data-balance="live"]')).to_have_text("0")
+
+    # Top up: a package bought through (fake) Stripe Checkout.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Top up").click()
+    expect(page).to_have_url(f"{base}/topup")
+    starter = page.locator('[data-package="starter"]')
+    expect(starter).to_contain_text("500 credits")
+    user.shot("20-topup")
+    starter.get_by_role("button", name="Buy Starter").click()
+    expect(page).to_have_url(re.compile(re.escape(stripe.base) + r"/c/pay/cs_test_\w+$"))
+    session = stripe.sessions[page.url.rsplit("/", 1)[1]]
+    order_id = session["client_reference_id"]
+    assert order_id.startswith("ord_") and session["amount_total"] == 500
+    assert session["customer_email"] == "buyer@example.com"
+    user.shot("21-stripe-checkout")
+    page.get_by_role("button", name="Pay 5.00 USD").click()
+    # Stripe delivered the signed event, then sent the customer to the success URL.
+    expect(page).to_have_url(f"{base}/orders/{order_id}?checkout=done")
+    expect(page.locator("article.receipt")).to_have_attribute("data-status", "paid")
+    user.shot("22-receipt-after-checkout")
+    page.reload()  # a second look at the success URL grants nothing more
+    page = user.open("/dashboard")
+    expect(page.locator('[data-balance="live"]')).to_have_text("500")
+    expect(page.locator('[data-balance="test"]')).to_have_text("100")
+    page = user.open("/orders")
+    expect(page.locator("tr[data-order]")).to_have_count(1)
+    row = page.locator(f'tr[data-order="{order_id}"]')
+    expect(row.locator("td.status")).to_have_text("paid")
+    expect(row).to_contain_text("5.00 USD")
+    user.shot("23-orders")
+    row.get_by_role("link", name="Receipt").click()
+    expect(page).to_have_url(f"{base}/orders/{order_id}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Receipt {order_id}")
+    expect(page.locator(".receipt dd.status")).to_have_text("paid")
+    user.shot("24-receipt")
+
+    # A redemption code made by the operator, redeemed on the dashboard; then refused.
+    made = json.loads(cli(env, "codes", "create", "--credits", "300", "--count", "1", "--json"))
+    (code,) = made["codes"]
+    page = user.open("/dashboard")
+    page.get_by_label("Code").fill(code)
+    user.shot("25-dashboard-redeem")
+    page.get_by_role("button", name="Redeem").click()
+    expect(page.get_by_role("status")).to_contain_text("300 live credits added (800 now)")
+    expect(page.locator('[data-balance="live"]')).to_have_text("800")
+    user.shot("25-redeemed")
+    page = user.open("/dashboard")
+    expect(page.locator('[data-balance="live"]')).to_have_text("800")
+    page.get_by_label("Code").fill(code)
+    page.get_by_role("button", name="Redeem").click()
+    expect(page.get_by_role("alert")).to_have_text("You have already redeemed this code")
+    expect(page.locator('[data-balance="live"]')).to_have_text("800")
+    user.shot("26-redeemed-twice")
+
+    # Two sandbox tasks, then the charts of Credits & usage.
+    for prompt in ("A red kite", "A blue kite"):
+        task = submit(base, first_key, {"model": "kling-image-o1", "prompt": prompt})
+        assert poll(base, first_key, task)["status"] == "completed"
+    page = user.open("/usage")
+    page.locator("select[name=chart_mode]").select_option("test")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"chart_mode=test"))
+
+    def drawn(tab: Tab) -> None:
+        spend = tab.page.locator('svg[data-chart="credits-per-day"]')
+        expect(spend).to_be_visible()
+        assert [
+            int(c)
+            for c in spend.locator("rect.bar").evaluate_all(
+                "bars => bars.map(b => b.dataset.credits)"
+            )
+        ][-1] == 12  # today: two images at 6 credits
+        tall = spend.locator("rect.bar").last.bounding_box()
+        assert tall and tall["height"] > 10 and tall["width"] > 1
+        kling = tab.page.locator('svg[data-chart="tasks-per-model"] g[data-model="kling-image-o1"]')
+        expect(kling).to_have_attribute("data-tasks", "2")
+        expect(kling).to_have_attribute("data-success", "100")
+        bar = kling.locator("rect.bar").bounding_box()
+        assert bar and bar["width"] > 10
+        # Nothing overflows the viewport sideways.
+        assert tab.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    drawn(user)
+    user.shot("27-usage-charts")
+    phone = Tab(browser, base, viewport={"width": 390, "height": 844})
+    phone.context.add_cookies(user.context.cookies())
+    phone.open("/usage?chart_mode=test")
+    drawn(phone)
+    phone.shot("28-usage-charts-phone")
+    phone.open("/topup")
+    phone.shot("28-topup-phone")
+    phone.open(f"/orders/{order_id}")
+    phone.shot("28-receipt-phone")
+    assert not phone.foreign()
+    phone.context.close()
+    # The only other origin the browser saw: the (fake) Stripe Checkout page.
+    assert {u.split("/c/pay/")[0] for u in user.foreign()} == {stripe.base}
     user.context.close()
