@@ -5,7 +5,11 @@ Sign-in is limited per (client address, email) pair, so a guesser elsewhere cann
 the real user out; per address over all emails, so one client cannot spray; and per email
 from everyone together, more slowly, so a guesser spread over many addresses is still
 capped. Sign-up is limited per address and for everyone together: each costs an argon2
-hash and, with test credits on sign-up, a sandbox allowance."""
+hash and, with test credits on sign-up, a sandbox allowance.
+
+Emailed links are limited so no one can use us to flood a mailbox: password-reset
+requests per address and, for everyone together, per email; links a signed-in user asks
+for (confirmation sent again, a new address), per user."""
 
 import hashlib
 
@@ -34,6 +38,9 @@ class AuthLimits:
         self._login_email = _per_hour(settings.login_attempts_per_email_per_hour, redis)
         self._signup_address = _per_hour(settings.signup_per_address_per_hour, redis)
         self._signup_all = _per_hour(settings.signup_per_hour, redis)
+        self._reset_address = _per_hour(settings.password_reset_per_address_per_hour, redis)
+        self._reset_email = _per_hour(settings.password_reset_per_email_per_hour, redis)
+        self._links_user = _per_hour(settings.email_links_per_user_per_hour, redis)
 
     async def login(self, address: str, email: str) -> None:
         """Take a sign-in attempt, or RateLimited. In this order, so attempts refused for
@@ -47,3 +54,12 @@ class AuthLimits:
         """Take a sign-up, or RateLimited (per address first, then everyone's)."""
         await self._signup_address.check(f"signup-ip:{address}")
         await self._signup_all.check("signup-all")
+
+    async def password_reset(self, address: str, email: str) -> None:
+        """Take a reset request, or RateLimited (per address first, then the email's)."""
+        await self._reset_address.check(f"reset-ip:{address}")
+        await self._reset_email.check(f"reset-email:{_digest(email)}")
+
+    async def emailed_link(self, user_id: str) -> None:
+        """Take a link a signed-in user asked to be mailed, or RateLimited."""
+        await self._links_user.check(f"links-user:{user_id}")

@@ -59,3 +59,9 @@ async def lookup(session: AsyncSession, token: str) -> Viewer | None:
 
 async def end(session: AsyncSession, token: str) -> None:
     await session.execute(delete(WebSession).where(WebSession.id == _digest(token)))
+
+
+async def end_all(session: AsyncSession, user_id: str) -> int:
+    """Sign the user out everywhere (a password reset); how many sessions ended."""
+    ended = await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    return int(ended.rowcount)  # type: ignore[attr-defined]
