@@ -23,11 +23,11 @@ from mediagate.web.sessions import Viewer
 
 router = APIRouter(include_in_schema=False)
 CONFIRM_TITLE = "Confirm your new email address"
-NOTICES = {
-    "sent": {
-        "verify": "We mailed you a new confirmation link.",
-        "change": "We mailed a link to the new address: the change is made when it is opened.",
-    },
+SENT = {
+    "verify": "We mailed you a new confirmation link.",
+    "change": "We mailed a link to the new address: the change is made when it is opened.",
+}
+DONE = {
     "verified": "Thanks: your email address is confirmed.",
     "changed": "Your email address is changed.",
     "alert": "Low-balance alert saved.",
@@ -35,12 +35,13 @@ NOTICES = {
 
 
 def _notice(request: Request) -> str | None:
+    """What the redirect after a form says it did (the query names it)."""
     q = request.query_params
-    if q.get("limited"):
+    if q.get("limited", "").isdigit():
         return f"Too many emails asked for; try again in {q['limited']} seconds."
-    if q.get("sent") in ("verify", "change"):
-        return NOTICES["sent"][q["sent"]]  # type: ignore[index]
-    return next((str(NOTICES[n]) for n in ("verified", "changed", "alert") if q.get(n)), None)
+    if q.get("sent") in SENT:
+        return SENT[q["sent"]]
+    return next((text for name, text in DONE.items() if q.get(name)), None)
 
 
 def _page(
