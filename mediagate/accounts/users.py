@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.accounts import service as accounts
-from mediagate.accounts.models import User
+from mediagate.accounts.models import Account, User
 from mediagate.core.clock import utcnow
 from mediagate.core.errors import InvalidRequest
 from mediagate.core.ids import new_id
@@ -76,6 +76,12 @@ async def change_email(session: AsyncSession, user_id: str, new_email: str) -> s
     old = user.email
     user.email = new_email
     user.email_verified_at = utcnow()
+    # The account was named after the address at sign-up: it follows, if the new name is
+    # free (an account made by name on the command line may have it; then it stays).
+    account = await session.get_one(Account, user.account_id)
+    taken = await session.scalar(select(Account.id).where(Account.name == new_email))
+    if account.name == old and taken is None:
+        account.name = new_email
     await session.flush()
     return old
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mediagate.accounts import email_tokens, users
-from mediagate.accounts.models import EmailToken, User
+from mediagate.accounts.models import Account, EmailToken, User
 from mediagate.core.clock import utcnow
 from mediagate.core.db import Database
 from mediagate.core.settings import Settings
@@ -327,6 +327,8 @@ async def test_changing_the_email_waits_for_the_link_mailed_to_the_new_address(
     user = await user_named(db, "second@example.com")
     assert user is not None and user.email_verified_at is not None
     assert await user_named(db, "first@example.com") is None
+    async with db.read() as session:  # the account named after the address follows it
+        assert (await session.get_one(Account, user.account_id)).name == "second@example.com"
     told = await inbox.next()
     assert told.recipients == ["first@example.com"]
     assert told.subject == "Your email address was changed" and "second@example.com" in told.text
