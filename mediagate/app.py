@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from mediagate import __version__
+from mediagate.accounts import low_balance
 from mediagate.accounts.passwords import Passwords
 from mediagate.accounts.routes import router as account_router
 from mediagate.accounts.totp import SecretBox
@@ -62,6 +63,7 @@ from mediagate.web import admin as web_admin
 from mediagate.web import apidocs as web_apidocs
 from mediagate.web import auth as web_auth
 from mediagate.web import pages as web_pages
+from mediagate.web import password_reset, profile_email, verify_email
 from mediagate.web import profile as web_profile
 from mediagate.web import task_pages as web_task_pages
 from mediagate.web import two_factor as web_two_factor
@@ -215,8 +217,13 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
         app.state.billing = billing = build_billing(settings, components.redis)
         reconciling = (
-            asyncio.create_task(BillingReconciler(db, billing.payments, settings).run())
+            asyncio.create_task(BillingReconciler(db, billing.payments, settings, outbox).run())
             if billing.payments is not None and settings.billing_reconcile_interval_s > 0
+            else None
+        )
+        alerting = (
+            asyncio.create_task(low_balance.watch(db, outbox, settings), name="low-balance")
+            if settings.low_balance_check_interval_s > 0
             else None
         )
         if server_process:
@@ -224,9 +231,10 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         try:
             yield
         finally:
-            if reconciling is not None:
-                reconciling.cancel()
-                await asyncio.gather(reconciling, return_exceptions=True)
+            for background in (reconciling, alerting):
+                if background is not None:
+                    background.cancel()
+                    await asyncio.gather(background, return_exceptions=True)
             await billing.aclose()
             await outbox.aclose()
             if runner is not None and runner_task is not None:
@@ -271,6 +279,8 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
     app.include_router(web_auth.router)
     app.include_router(web_two_factor.router)
     app.include_router(web_profile.router)
+    for router in (password_reset.router, verify_email.router, profile_email.router):
+        app.include_router(router)
     app.include_router(web_pages.router)
     app.include_router(web_task_pages.router)
     app.include_router(web_admin.router)

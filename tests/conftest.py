@@ -14,6 +14,7 @@ from mediagate.core.migrate import upgrade
 from mediagate.core.settings import Settings
 from tests import pg
 from tests.factories import KeyFactory
+from tests.mail.inbox import Inbox, serve_inbox
 from tests.servers import ImageServer, image_server
 
 
@@ -22,6 +23,13 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     """Run every `async def` test on asyncio, without a marker on each."""
     if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):  # type: ignore[attr-defined]
         pytest.mark.anyio(obj)
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on loopback, and what it received."""
+    with serve_inbox() as box:
+        yield box
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,13 @@ class User(Base):
     period (accounts/purge.py). The email is moved to `deleted_email`, freeing it."""
     deleted_email: Mapped[str | None] = mapped_column(String(254))
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the user opened the link mailed to `email` (None: not confirmed yet)."""
+    low_balance_threshold: Mapped[int | None] = mapped_column(BigInteger)
+    """Mail the user when the live balance falls below this many credits (None: never)."""
+    low_balance_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the one alert of the current dip below the threshold was mailed; cleared
+    (re-armed) once the balance is back at or above it."""
 
 
 class RecoveryCode(Base):
@@ -59,4 +66,23 @@ class RecoveryCode(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class EmailToken(Base):
+    """A single-use link mailed to a user (accounts/email_tokens.py). Only the token's
+    SHA-256 is kept: the database never holds a working link."""
+
+    __tablename__ = "email_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """SHA-256 (hex) of the token in the link."""
+    purpose: Mapped[str] = mapped_column(String(16))
+    """verify | reset | change_email"""
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    """The address the link was mailed to: the user's (verify, reset) or the new one
+    (change_email), so a link for an address the user no longer has does nothing."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

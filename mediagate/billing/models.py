@@ -65,6 +65,8 @@ class Order(Base):
     """When it expired, failed, or was (last) refunded."""
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     """When the reconciler asks Stripe about it, while pending."""
+    receipt_mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When its receipt was claimed for mailing (billing/receipts.py): at most one each."""
 
 
 class ExternalEvent(Base):

@@ -9,11 +9,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from mediagate.billing import events, orders
+from mediagate.billing import events, orders, receipts
 from mediagate.billing.errors import StripeUnavailable
 from mediagate.billing.stripe_client import WEBHOOK_EVENTS, Payments
 from mediagate.core.db import Database
 from mediagate.core.settings import Settings
+from mediagate.mail.links import background_base
+from mediagate.mail.outbox import Outbox
 
 log = logging.getLogger("mediagate.billing")
 WAITING_EVENT_RETRY_S = 30.0
@@ -28,10 +30,14 @@ class Sweep:
 
 
 class BillingReconciler:
-    def __init__(self, db: Database, payments: Payments, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, payments: Payments, settings: Settings, outbox: Outbox | None = None
+    ) -> None:
         self.db = db
         self.payments = payments
         self.settings = settings
+        self.outbox = outbox
+        """Where receipts of the orders it settles go (None: none are mailed)."""
         self.livemode = not payments.test_key
 
     async def run(self) -> None:
@@ -69,6 +75,8 @@ class BillingReconciler:
                     outcome = await orders.expire(session, checkout)
                 else:
                     continue  # still open: the customer may be paying now
+            if outcome == "paid":
+                await self._receipt(order.id)
             if outcome in ("paid", "expired"):
                 done.settled += 1
                 log.warning("order %s settled by the reconciler: %s", order.id, outcome)
@@ -90,4 +98,12 @@ class BillingReconciler:
                 outcome = await events.handle(session, str(event["id"]), livemode=self.livemode)
             if not outcome.startswith(("duplicate", "ignored")):
                 done.events_replayed += 1
+            if outcome == "paid":
+                await self._receipt(receipts.paid_order_id(event))
         return done
+
+    async def _receipt(self, order_id: str) -> None:
+        """After the settling unit committed (billing/receipts.py)."""
+        if self.outbox is not None:
+            base = background_base(self.settings)
+            await receipts.mail_receipt(self.db, self.outbox, order_id, base)

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from mediagate.billing import events, orders
+from mediagate.accounts import users
+from mediagate.billing import events, orders, receipts
 from mediagate.billing.errors import CodeNotRedeemable, InvalidCode, StripeUnavailable
 from mediagate.billing.models import Order
 from mediagate.billing.packages import money
@@ -20,6 +21,7 @@ from mediagate.core.schemas import BEARER, answers
 from mediagate.core.state import core_state
 from mediagate.keys.deps import CurrentKey
 from mediagate.ledger import service as ledger
+from mediagate.mail.outbox import outbox_of
 from mediagate.web.render import page
 from mediagate.web.security import SignedIn, check_csrf, form
 from mediagate.web.sessions import Viewer
@@ -43,11 +45,14 @@ async def _topup_page(
     account_id = who.user.account_id
     async with core_state(request).db.read() as session:
         balances = {m: await ledger.balance(session, account_id, m) for m in ledger.MODES}
+    required = core_state(request).settings.require_email_verification
     response = page(
         request,
         "topup.html",
         who,
         status,
+        verify_first=users.needs_verification(required, who.user),
+        required=required,
         packages=[p for p in billing.packages.values() if p.active],
         payments=billing.payments is not None,
         credit_mode=billing.credit_mode,
@@ -89,6 +94,9 @@ async def topup(request: Request, who: SignedIn) -> Response:
     if package is None or not package.active:
         return await _topup_page(request, who, 400, error="Choose one of the packages on sale")
     core = core_state(request)
+    if users.needs_verification(core.settings.require_email_verification, who.user):
+        error = users.UNVERIFIED.format(email=who.user.email)
+        return await _topup_page(request, who, 403, error=error)
     async with core.db.write() as session:
         order = await orders.create_order(
             session,
@@ -198,4 +206,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         await events.store(session, event, payload.decode("utf-8"))
     async with db.write() as session:
         outcome = await events.handle(session, str(event["id"]), livemode=not payments.test_key)
+    if outcome == "paid":  # committed: now the receipt (once, however often Stripe tells us)
+        order_id = receipts.paid_order_id(event)
+        await receipts.mail_receipt(db, outbox_of(request), order_id, public_base(request))
     return JSONResponse({"received": True, "outcome": outcome})

@@ -248,6 +248,27 @@ class Settings(BaseSettings):
     """The From address of every message."""
     smtp_timeout_s: float = 30.0
 
+    # Emailed links (accounts/email_tokens.py): each works once, until it expires
+    require_email_verification: bool = False
+    """Unconfirmed users may sign in, but not create live keys or buy credits until they
+    open the link mailed at sign-up (false: the link is mailed, nothing waits on it)."""
+    email_verify_ttl_s: int = Field(default=48 * 3600, gt=0)
+    """How long an email-confirmation link works, in seconds."""
+    password_reset_ttl_s: int = Field(default=3600, gt=0)
+    """How long a password-reset link works, in seconds."""
+    email_change_ttl_s: int = Field(default=24 * 3600, gt=0)
+    """How long the link confirming a new email address works, in seconds."""
+    password_reset_per_address_per_hour: int = 10
+    """Password-reset requests per client address, per hour (0: no limit)."""
+    password_reset_per_email_per_hour: int = 3
+    """Password-reset mails per email address, per hour, from everyone (0: no limit)."""
+    email_links_per_user_per_hour: int = 5
+    """Confirmation links (sign-up's sent again, a new address) a signed-in user may ask
+    to be mailed, per hour (0: no limit)."""
+    low_balance_check_interval_s: float = 60.0
+    """How often this process looks for live balances below their owners' alert
+    thresholds, in seconds (0: never; accounts/low_balance.py)."""
+
     # Billing: credit packages, Stripe Checkout, redemption codes (mediagate/billing/)
     billing_packages_file: Path | None = None
     """TOML file of the credit packages on sale (unset: the built-in example,

@@ -4,6 +4,7 @@ server. A failed send is logged; the flows that mail links let the user ask agai
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import aiosmtplib
@@ -63,6 +64,23 @@ class Outbox:
         task = asyncio.create_task(self._send(message), name="mail")
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+
+    def post_composed(self, compose: Callable[[], Awaitable[Message | None]]) -> None:
+        """Compose a message (reads, a token written) and send it, all in the background;
+        None from `compose`: nothing to send. For answers that must not reveal, even by
+        their timing, whether there was anything to send (a password reset)."""
+        task = asyncio.create_task(self._compose_and_send(compose), name="mail")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _compose_and_send(self, compose: Callable[[], Awaitable[Message | None]]) -> None:
+        try:
+            message = await compose()
+        except Exception:
+            log.exception("an email could not be composed")
+            return
+        if message is not None:
+            await self._send(message)
 
     async def _send(self, message: Message) -> None:
         try:

@@ -6,7 +6,11 @@ the real user out; per address over all emails, so one client cannot spray; and 
 from everyone together, more slowly, so a guesser spread over many addresses is still
 capped. Sign-up is limited per address and for everyone together: each costs an argon2
 hash and, with test credits on sign-up, a sandbox allowance. Two-factor codes are limited
-per user, over every half-done sign-in together."""
+per user, over every half-done sign-in together.
+
+Emailed links are limited so no one can use us to flood a mailbox: password-reset
+requests per address and, for everyone together, per email; links a signed-in user asks
+for (confirmation sent again, a new address), per user."""
 
 import hashlib
 
@@ -36,6 +40,9 @@ class AuthLimits:
         self._signup_address = _per_hour(settings.signup_per_address_per_hour, redis)
         self._signup_all = _per_hour(settings.signup_per_hour, redis)
         self._two_factor = _per_hour(settings.two_factor_attempts_per_hour, redis)
+        self._reset_address = _per_hour(settings.password_reset_per_address_per_hour, redis)
+        self._reset_email = _per_hour(settings.password_reset_per_email_per_hour, redis)
+        self._links_user = _per_hour(settings.email_links_per_user_per_hour, redis)
 
     async def login(self, address: str, email: str) -> None:
         """Take a sign-in attempt, or RateLimited. In this order, so attempts refused for
@@ -54,3 +61,12 @@ class AuthLimits:
         """Take a two-factor code attempt for `user_id` (over all their sign-ins, so
         starting sign-in again does not buy more guesses), or RateLimited."""
         await self._two_factor.check(f"2fa-user:{user_id}")
+
+    async def password_reset(self, address: str, email: str) -> None:
+        """Take a reset request, or RateLimited (per address first, then the email's)."""
+        await self._reset_address.check(f"reset-ip:{address}")
+        await self._reset_email.check(f"reset-email:{_digest(email)}")
+
+    async def emailed_link(self, user_id: str) -> None:
+        """Take a link a signed-in user asked to be mailed, or RateLimited."""
+        await self._links_user.check(f"links-user:{user_id}")

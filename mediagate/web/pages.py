@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from mediagate.accounts import users
 from mediagate.catalog.schemas import example_request, limits_text, model_as_data
 from mediagate.catalog.spec import REFERENCE_PARAM
 from mediagate.core.clock import utcnow
@@ -128,15 +129,23 @@ async def console(request: Request, who: SignedIn) -> Response:
 
 
 async def _keys_page(
-    request: Request, who: Viewer, *, created: str | None = None, error: str | None = None
+    request: Request,
+    who: Viewer,
+    *,
+    created: str | None = None,
+    error: str | None = None,
+    status: int | None = None,
 ) -> Response:
     async with core_state(request).db.read() as session:
         rows = await keys.list_keys(session, who.user.account_id)
+    required = core_state(request).settings.require_email_verification
     return page(
         request,
         "keys.html",
         who,
-        400 if error else 200,
+        status or (400 if error else 200),
+        verify_first=users.needs_verification(required, who.user),
+        required=required,
         keys=sorted(rows, key=lambda k: k.created_at, reverse=True),
         limits={k.id: keys.limits_of(k) for k in rows},
         describe_limits=describe_limits,
@@ -161,6 +170,11 @@ async def create_key(request: Request, who: SignedIn) -> Response:
     if mode not in ("live", "test"):
         return await _keys_page(request, who, error="Choose live or test")
     core = core_state(request)
+    if mode == "live" and users.needs_verification(
+        core.settings.require_email_verification, who.user
+    ):
+        error = users.UNVERIFIED.format(email=who.user.email)
+        return await _keys_page(request, who, error=error, status=403)
     async with core.db.write() as session:
         _, raw = await keys.create_key(
             session, core.settings.hmac_secret, account_id=who.user.account_id, mode=mode, name=name

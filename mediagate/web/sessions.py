@@ -192,5 +192,7 @@ async def end_others(session: AsyncSession, user_id: str, keep_id: str) -> int:
     return int(ended.rowcount)  # type: ignore[attr-defined]
 
 
-async def end_all(session: AsyncSession, user_id: str) -> None:
-    await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+async def end_all(session: AsyncSession, user_id: str) -> int:
+    """Sign the user out everywhere (a password reset, a deleted account); how many."""
+    ended = await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    return int(ended.rowcount)  # type: ignore[attr-defined]

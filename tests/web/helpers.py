@@ -100,3 +100,20 @@ async def enrol(client: httpx2.AsyncClient) -> tuple[str, list[str]]:
     codes = RECOVERY.findall(confirmed.text)
     assert len(codes) == 10 and len(set(codes)) == 10
     return secret, codes
+
+
+ACTION = re.compile(
+    r'<form method="post" action="([^"]+)"[^>]*>\s*<input type="hidden" name="csrf_token"'
+)
+HIDDEN_TOKEN = re.compile(r'name="token" value="([^"]*)"')
+
+
+async def open_link(client: httpx2.AsyncClient, path: str, **fields: str) -> httpx2.Response:
+    """Open a mailed link as its reader does: the page, then its button (the link's form,
+    posted with the page's token); the button's answer."""
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    action, token = ACTION.search(page.text), HIDDEN_TOKEN.search(page.text)
+    assert action and token, page.text
+    data = {"csrf_token": form_token(page.text), "token": token.group(1), **fields}
+    return await client.post(action.group(1), data=data)
