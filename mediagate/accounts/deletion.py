@@ -15,7 +15,7 @@ each row goes once."""
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from mediagate.accounts.models import Account, User
 from mediagate.core.db import Database
 from mediagate.keys.models import ApiKey
 from mediagate.media.models import Upload
+from mediagate.media.retention import task_keys
 from mediagate.tasks.models import IdempotencyKey, Task
 from mediagate.web.models import WebSession
 from mediagate.webhooks.models import CallbackDelivery
@@ -65,18 +66,6 @@ class PurgeReport:
     uploads: int = 0
     files: int = 0
     accounts_done: int = 0
-
-
-def task_files(task: Task) -> list[str]:
-    """Every stored file of a task: results, video posters, reference copies."""
-    keys = [image["key"] for image in task.images or []]
-    for video in task.videos or []:
-        keys.append(video["key"])
-        if video.get("poster"):
-            keys.append(video["poster"]["key"])
-    prepared: dict[str, Any] = task.prepared or {}
-    keys.extend(ref["key"] for ref in prepared.get("references", []))
-    return keys
 
 
 async def purge_pass(
@@ -140,7 +129,7 @@ async def _purge_account(
             .where(Task.account_id == account_id, Task.status == IN_PROGRESS)
             .limit(1)
         )
-    files = [key for t in tasks for key in task_files(t)] + [u.key for u in uploads]
+    files = [key for t in tasks for key in task_keys(t)] + [u.key for u in uploads]
     for key in files:
         await storage.delete(key)
     task_ids = [t.id for t in tasks]
