@@ -80,9 +80,12 @@ def protective_settings() -> list[tuple[str, str, str]]:
     the benchmark changes or leans on, read from BENCH_SETTINGS and Settings' defaults."""
     from mediagate.core.settings import Settings
 
+    def shown(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
     fields = Settings.model_fields
     rows = [
-        (f"MEDIAGATE_{name.upper()}", f"{value:g}", f"{fields[name].default:g}")
+        (f"MEDIAGATE_{name.upper()}", shown(value), shown(fields[name].default))
         for name, value in BENCH_SETTINGS.items()
     ]
     cache = fields["key_cache_s"].default
