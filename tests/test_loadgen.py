@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench.__main__ import verdict
 from bench.harness import load, repeated
 
 STALL_S = 0.5
@@ -73,6 +74,8 @@ def test_only_2xx_answers_count_as_throughput(tmp_path: Path) -> None:
     assert r["statuses"] == {"200": 100, "404": 100}
     assert r["rps"] == round(100 / r["seconds"], 1)  # the 404s are not throughput
     assert r["clean"] is False
+    assert verdict(True, r).startswith("**missed**")  # whatever the figure
+    assert "100 non-2xx {'404': 100}" in verdict(True, r)
 
 
 def test_a_run_with_only_2xx_and_no_errors_is_clean(tmp_path: Path) -> None:
@@ -80,6 +83,7 @@ def test_a_run_with_only_2xx_and_no_errors_is_clean(tmp_path: Path) -> None:
         r = run(base, ["/ok"], tmp_path, concurrency=4, requests=200)
     assert r["ok"] == 200 and r["non_2xx"] == 0 and r["errors"] == 0
     assert r["clean"] is True and r["rps"] > 0
+    assert verdict(True, r) == "met" and verdict(False, r) == "**missed**"
 
 
 def test_a_failed_exchange_is_an_error_and_spoils_the_verdict(tmp_path: Path) -> None:
@@ -87,6 +91,7 @@ def test_a_failed_exchange_is_an_error_and_spoils_the_verdict(tmp_path: Path) ->
         r = run(base, ["/ok", "/drop"], tmp_path, concurrency=1, requests=20)
     assert r["ok"] == 10 and r["errors"] == 10 and r["non_2xx"] == 0
     assert r["clean"] is False
+    assert "10 errors" in verdict(True, r)
 
 
 def test_repeated_runs_give_median_and_range_and_add_up_the_failures(tmp_path: Path) -> None:
