@@ -10,11 +10,15 @@ from typing import Any
 import httpx2
 
 from bench.harness import (
+    RUNS,
+    answers,
     bench_environment,
     bench_key,
     markdown,
     postgres_database,
+    protective_settings,
     serve,
+    spread,
     warm_then_measure,
     write,
 )
@@ -23,12 +27,30 @@ BODY = json.dumps({"model": "kling-image-o1", "prompt": "A red fox in the snow"}
 CONCURRENCY = 32
 
 
-def submit_run(database: str, processes: int, folder: Path) -> dict[str, Any]:
+OPEN_LOOP_SHARE = 0.7
+"""The open-loop row sends at this share of the same row's closed-loop median."""
+
+
+def submit_run(
+    database: str, processes: int, folder: Path, *, defaults: bool = False
+) -> dict[str, Any]:
+    """Submits at CONCURRENCY; `defaults`: a `mediagate serve` with the settings a user
+    gets (rate limit, in-flight cap and embedded runner on), instead of the bench's."""
+
     def measure(url: str | None) -> dict[str, Any]:
-        env = bench_environment(folder / f"{database}-{processes}", url, embedded_runner="false")
+        name = f"{database}-{processes}{'-defaults' if defaults else ''}"
+        if defaults:
+            env = bench_environment(folder / name, url, defaults=True)
+        else:
+            env = bench_environment(folder / name, url, embedded_runner="false")
         key = bench_key(env)
         headers = {"Authorization": f"Bearer {key}"}
-        with serve(env, folder, "--no-runner", "--workers", str(processes)) as base:
+        args = (
+            ("--workers", str(processes))
+            if defaults
+            else ("--no-runner", "--workers", str(processes))
+        )
+        with serve(env, folder, *args) as base:
             return warm_then_measure(
                 f"{base}/api/v1/images/generations",
                 method="POST",
@@ -36,6 +58,7 @@ def submit_run(database: str, processes: int, folder: Path) -> dict[str, Any]:
                 headers=headers,
                 concurrency=CONCURRENCY,
                 folder=folder,
+                **({"warmup": 0} if defaults else {}),
             )
 
     if database == "postgresql":
@@ -44,8 +67,9 @@ def submit_run(database: str, processes: int, folder: Path) -> dict[str, Any]:
     return measure(None)
 
 
-def poll_run(folder: Path, processes: int = 2) -> dict[str, Any]:
-    """Half the tasks completed, half still in progress, polled round-robin."""
+def poll_run(folder: Path) -> dict[str, Any]:
+    """Half the tasks completed, half still in progress, polled round-robin by one and by
+    two server processes; then two processes in the open loop."""
     env = bench_environment(folder / "poll", None, sandbox_latency_s=0)
     key = bench_key(env)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -59,24 +83,38 @@ def poll_run(folder: Path, processes: int = 2) -> dict[str, Any]:
         while client.get(f"/api/v1/tasks/{ids[-1]}").json()["data"]["status"] == "IN_PROGRESS":
             assert time.monotonic() < deadline, "sandbox tasks did not finish"
             time.sleep(0.2)
-    with serve(env, folder, "--no-runner", "--workers", str(processes)) as base:
-        with httpx2.Client(base_url=base, headers=headers) as client:
-            for _ in range(100):  # no runner now: these stay in progress
-                ids.append(
-                    client.post("/api/v1/images/generations", content=BODY).json()["data"][
-                        "task_id"
-                    ]
+    rows: dict[str, Any] = {}
+    with (
+        serve(env, folder, "--no-runner") as base,
+        httpx2.Client(base_url=base, headers=headers) as client,
+    ):
+        for _ in range(100):  # no runner now: these stay in progress
+            ids.append(
+                client.post("/api/v1/images/generations", content=BODY).json()["data"]["task_id"]
+            )
+    paths = [f"/api/v1/tasks/{i}" for i in ids]
+    for processes in (1, 2):
+        with serve(env, folder, "--no-runner", "--workers", str(processes)) as base:
+            rows[f"sqlite/{processes}"] = warm_then_measure(
+                f"{base}/",
+                headers=headers,
+                paths=paths,
+                concurrency=CONCURRENCY,
+                requests=50_000,
+                folder=folder,
+            )
+            if processes == 2:
+                rate = round(rows["sqlite/2"]["rps"] * OPEN_LOOP_SHARE)
+                rows["sqlite/2/open"] = warm_then_measure(
+                    f"{base}/",
+                    headers=headers,
+                    paths=paths,
+                    concurrency=CONCURRENCY,
+                    requests=50_000,
+                    rate=max(rate, 1),
+                    folder=folder,
                 )
-        paths = [f"/api/v1/tasks/{i}" for i in ids]
-        result = warm_then_measure(
-            f"{base}/",
-            headers=headers,
-            paths=paths,
-            concurrency=CONCURRENCY,
-            requests=50_000,
-            folder=folder,
-        )
-    return {**result, "processes": processes, "tasks": {"completed": 100, "in_progress": 100}}
+    return {**rows, "tasks": {"completed": 100, "in_progress": 100}}
 
 
 def run() -> dict[str, Any]:
@@ -87,37 +125,59 @@ def run() -> dict[str, Any]:
             for db in ("sqlite", "postgresql")
             for n in (1, 2)
         }
+        submits["sqlite/1/defaults"] = submit_run("sqlite", 1, folder, defaults=True)
         polls = poll_run(folder)
-    return {"concurrency": CONCURRENCY, "submit": submits, "poll": polls}
+    return {
+        "concurrency": CONCURRENCY,
+        "runs_per_row": RUNS,
+        "settings": protective_settings(),
+        "submit": submits,
+        "poll": polls,
+    }
 
 
 def table(data: dict[str, Any]) -> str:
-    def row(endpoint: str, db: str, processes: object, r: dict[str, Any]) -> list[object]:
+    def row(endpoint: str, key: str, r: dict[str, Any]) -> list[object]:
+        db, processes, *rest = key.split("/")
+        if "defaults" in rest:
+            how = "**defaults a user gets** (rate limit, in-flight cap, runner on)"
+        elif "open" in rest:
+            how = f"open loop at {r['rate']:g} req/s, latency from the due time"
+        else:
+            how = "closed loop, bench settings"
         return [
             endpoint,
             db,
             processes,
-            r["rps"],
-            r["p50_ms"],
-            r["p99_ms"],
-            r["errors"],
-            r["statuses"],
+            how,
+            spread(r),
+            spread(r, "p50_ms"),
+            spread(r, "p99_ms"),
+            answers(r),
         ]
 
-    rows = [row("submit", *key.split("/"), r) for key, r in data["submit"].items()]
-    rows.append(row("poll", "sqlite", data["poll"]["processes"], data["poll"]))
+    rows = [row("submit", key, r) for key, r in data["submit"].items()]
+    rows += [row("poll", key, r) for key, r in data["poll"].items() if key != "tasks"]
     return markdown(
         [
             "endpoint",
             "database",
             "server processes",
-            "req/s",
+            "how",
+            "2xx req/s, median (range)",
             "p50 ms",
             "p99 ms",
-            "errors",
-            "statuses",
+            "answers",
         ],
         rows,
+    )
+
+
+def settings_table(data: dict[str, Any]) -> str:
+    """The protective settings the benchmark changes, beside what a user gets."""
+    return markdown(
+        ["setting", "in the benchmark", "default (what a user gets)"],
+        [list(r) for r in data["settings"]],
     )
 
 

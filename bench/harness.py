@@ -5,9 +5,11 @@ import asyncio
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,16 +51,59 @@ def postgres_database() -> Iterator[str]:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def bench_environment(folder: Path, database_url: str | None, **settings: Any) -> dict[str, str]:
+BENCH_SETTINGS: dict[str, Any] = {
+    "rate_limit_per_s": 0,
+    "max_in_flight_per_account": 10**9,
+}
+"""The protective settings the benchmark turns off (every row but the defaults row): the
+per-key rate limit (0: none) and the per-account cap on tasks in progress. The page
+lists them, with what a user gets by default, from `protective_settings`."""
+
+
+def bench_environment(
+    folder: Path, database_url: str | None, *, defaults: bool = False, **settings: Any
+) -> dict[str, str]:
+    """A migrated database and the environment of mediagate processes using it: with
+    BENCH_SETTINGS, or with nothing changed but the log level when `defaults`."""
     values: dict[str, Any] = {
-        "rate_limit_per_s": 0,
-        "max_in_flight_per_account": 10**9,
+        **({} if defaults else BENCH_SETTINGS),
         "log_level": "WARNING",
         **settings,
     }
     env = environment(folder / "data", database_url, **values)
     cli(env, "migrate")
     return env
+
+
+def protective_settings() -> list[tuple[str, str, str]]:
+    """(setting, what the benchmark uses, what a user gets) for each protective setting
+    the benchmark changes or leans on, read from BENCH_SETTINGS and Settings' defaults."""
+    from mediagate.core.settings import Settings
+
+    def shown(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+    fields = Settings.model_fields
+    rows = [
+        (f"MEDIAGATE_{name.upper()}", shown(value), shown(fields[name].default))
+        for name, value in BENCH_SETTINGS.items()
+    ]
+    cache = fields["key_cache_s"].default
+    rows.append(
+        (
+            "MEDIAGATE_KEY_CACHE_S",
+            f"{cache:g} (the default: a verified key is trusted this long without a read)",
+            f"{cache:g}",
+        )
+    )
+    rows.append(
+        (
+            "`serve --no-runner` (MEDIAGATE_EMBEDDED_RUNNER=false)",
+            "submit and poll rows: tasks are queued, not run",
+            "the runner runs in every server process",
+        )
+    )
+    return rows
 
 
 def bench_key(env: dict[str, str], credits: int = 10**9, *, live: bool = False) -> str:
@@ -86,9 +131,11 @@ def load(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     paths: list[str] | None = None,
+    rate: float | None = None,
     folder: Path,
 ) -> dict[str, Any]:
-    """Run the load generator in its own process; its measurements."""
+    """Run the load generator in its own process; its measurements (closed loop, or open
+    loop at `rate` requests per second)."""
     command = [
         sys.executable,
         "-m",
@@ -104,6 +151,8 @@ def load(
         "--duration",
         str(duration),
     ]
+    if rate is not None:
+        command += ["--rate", str(rate)]
     for name, value in (headers or {}).items():
         command += ["--header", f"{name}: {value}"]
     if body is not None:
@@ -120,6 +169,10 @@ def load(
     return dict(json.loads(done.stdout))
 
 
+RUNS = 3
+"""Each measured row runs this many times; the page shows the median and the range."""
+
+
 def warm_then_measure(
     url: str,
     *,
@@ -127,14 +180,65 @@ def warm_then_measure(
     warmup: int = 500,
     concurrency: int = 32,
     requests: int = 20_000,
-    duration: float = 10.0,
+    duration: float = 5.0,
+    runs: int = RUNS,
     **request: Any,
 ) -> dict[str, Any]:
-    """A short warm-up, then the measured run of the same request."""
+    """A short warm-up, then `runs` measured runs of the same request: their median and
+    range (see `repeated`)."""
     load(url, requests=warmup, folder=folder, **request)
-    return load(
-        url, concurrency=concurrency, requests=requests, duration=duration, folder=folder, **request
+    return repeated(
+        [
+            load(
+                url,
+                concurrency=concurrency,
+                requests=requests,
+                duration=duration,
+                folder=folder,
+                **request,
+            )
+            for _ in range(runs)
+        ]
     )
+
+
+def repeated(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of one row as one: the median of each figure (rps, p50_ms, ...) with
+    its range (`rps_range`: [lowest, highest]), the non-2xx answers and errors of all runs
+    added up, `clean` only if every run was clean, and the runs themselves."""
+    statuses: Counter[str] = Counter()
+    for r in results:
+        statuses.update(r["statuses"])
+    merged: dict[str, Any] = {
+        key: results[0][key] for key in ("mode", "rate", "concurrency") if key in results[0]
+    }
+    for key in ("rps", "p50_ms", "p90_ms", "p99_ms", "max_ms"):
+        values = [float(r[key]) for r in results]
+        merged[key] = round(statistics.median(values), 2)
+        merged[f"{key.removesuffix('_ms')}_range"] = [min(values), max(values)]
+    merged.update(
+        ok=sum(r["ok"] for r in results),
+        non_2xx=sum(r["non_2xx"] for r in results),
+        errors=sum(r["errors"] for r in results),
+        statuses=dict(sorted(statuses.items())),
+        clean=all(r["clean"] for r in results),
+        runs=results,
+    )
+    return merged
+
+
+def spread(r: dict[str, Any], key: str = "rps") -> str:
+    """`median (lowest–highest)` of a repeated figure, for a table cell."""
+    low, high = r.get(f"{key.removesuffix('_ms')}_range", [r[key], r[key]])
+    return f"{r[key]:g} ({low:g}–{high:g})"
+
+
+def answers(r: dict[str, Any]) -> str:
+    """What the non-2xx answers and errors of a row were, for a table cell."""
+    if r.get("clean", False):
+        return "all 2xx"
+    others = {k: v for k, v in r["statuses"].items() if not k.startswith("2")}
+    return f"**{r.get('non_2xx', 0)} non-2xx {others}, {r['errors']} errors**"
 
 
 def write(name: str, data: dict[str, Any], table: str) -> None:

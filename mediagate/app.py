@@ -29,6 +29,7 @@ from mediagate.catalog.loader import Catalog, load_catalog
 from mediagate.catalog.routes import router as catalog_router
 from mediagate.core.bodies import BodyLimitMiddleware, body_caps
 from mediagate.core.db import Database
+from mediagate.core.errors import NotFound
 from mediagate.core.heap import freeze_startup_objects
 from mediagate.core.http import RequestIdMiddleware, install_error_handlers
 from mediagate.core.logs import configure_logging
@@ -45,8 +46,9 @@ from mediagate.media.references import ReferenceLoader
 from mediagate.media.routes import router as files_router
 from mediagate.media.storage import Storage, build_storage
 from mediagate.media.uploads import router as uploads_router
-from mediagate.observability.endpoint import metrics_response
+from mediagate.observability.endpoint import render as render_metrics
 from mediagate.observability.metrics import Metrics
+from mediagate.observability.offloop import MetricsThread
 from mediagate.openai_compat.errors import openai_body_error
 from mediagate.openai_compat.routes import router as openai_router
 from mediagate.providers.callbacks import router as callbacks_router
@@ -208,6 +210,9 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
         runner: Runner | None = None
         runner_task: asyncio.Task[None] | None = None
         app.state.metrics = Metrics()
+        app.state.metrics_thread = MetricsThread(settings, app.state.metrics, db)
+        await app.state.metrics_thread.start()
+        resources.push_async_callback(app.state.metrics_thread.stop)
         waiters = await resources.enter_async_context(task_waiters(db, settings, components.redis))
         app.state.waiters = waiters
         if settings.embedded_runner:
@@ -318,7 +323,14 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        return await metrics_response(request.app.state.metrics, request.app.state.core.db)
+        """The gauges are read on the metrics thread, off this loop (observability/offloop.py);
+        with MEDIAGATE_METRICS_PORT set they are served there instead."""
+        if settings.metrics_port is not None:
+            raise NotFound()
+        state = request.app.state
+        return await render_metrics(
+            request, state.metrics, state.metrics_thread.gauges, settings.metrics_token
+        )
 
     return app
 

@@ -147,6 +147,19 @@ class Settings(BaseSettings):
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 30.0
 
+    # /metrics (Prometheus)
+    metrics_token: str | None = None
+    """When set, /metrics answers only requests with `Authorization: Bearer <token>`
+    (401 otherwise), on the API port and on MEDIAGATE_METRICS_PORT alike."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """When set, /metrics is served on this port (on MEDIAGATE_METRICS_HOST) from its own
+    thread, and the API port's /metrics answers 404. With `serve --workers N` every
+    process listens on it (SO_REUSEPORT) and a scrape reaches one of them."""
+    metrics_host: str = "127.0.0.1"
+    metrics_cache_s: float = Field(default=1.0, ge=0)
+    """Scrapes within this many seconds of a reading of the shared gauges get that reading
+    (the database is read at most once per interval, per process)."""
+
     # Redis (optional): per-key rate limits shared by every replica, and wake-up hints for
     # workers. Everything keeps working without it, per process and at the poll interval.
     redis_url: str | None = None

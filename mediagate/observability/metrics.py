@@ -1,18 +1,12 @@
 """Prometheus metrics. Counters and histograms are this process's own; the gauges about
-the queue and the ledger are read from the database at scrape time, so every replica
-reports the same shared truth."""
+the queue and the ledger are read from the database at scrape time (in bounded queries,
+observability/gauges.py), so every replica reports the same shared truth."""
 
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediagate.core.clock import utcnow
-from mediagate.ledger.models import LedgerAccount
-from mediagate.tasks.models import Task
-
-STATES = ("in_progress", "completed", "failed", "cancelled")
+from mediagate.observability.gauges import Gauges
 
 
 class Metrics:
@@ -65,7 +59,18 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.tasks = Gauge("mediagate_tasks", "Tasks by state", ["state"], registry=self.registry)
+        self.tasks_finished = Counter(
+            "mediagate_tasks_finished_total",
+            "Tasks this process ended, by final status (completed, failed, cancelled)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.tasks = Gauge(
+            "mediagate_tasks",
+            "Tasks by state: in_progress, from the per-account counters",
+            ["state"],
+            registry=self.registry,
+        )
         self.queue_lag = Gauge(
             "mediagate_queue_lag_seconds",
             "Now minus the oldest due task's next_run_at (0 when none is due)",
@@ -78,35 +83,12 @@ class Metrics:
             registry=self.registry,
         )
 
-    async def refresh(self, session: AsyncSession) -> None:
-        """Read the shared gauges from the database."""
-        now = utcnow()
-        counts = dict(
-            (await session.execute(select(Task.status, func.count()).group_by(Task.status))).all()
-        )
-        for state in STATES:
-            self.tasks.labels(state).set(int(counts.get(state, 0)))
-        oldest: datetime | None = await session.scalar(
-            select(func.min(Task.next_run_at)).where(
-                Task.status == "in_progress", Task.lease_owner.is_(None), Task.next_run_at <= now
-            )
-        )
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=now.tzinfo)
-        self.queue_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
-        held = dict(
-            (
-                await session.execute(
-                    select(
-                        LedgerAccount.mode, func.coalesce(func.sum(LedgerAccount.debits_pending), 0)
-                    )
-                    .where(LedgerAccount.code == "user")
-                    .group_by(LedgerAccount.mode)
-                )
-            ).all()
-        )
+    def apply(self, gauges: Gauges, now: datetime) -> None:
+        """Set the shared gauges from a reading of the database (observability/gauges.py)."""
+        self.tasks.labels("in_progress").set(gauges.in_progress)
+        self.queue_lag.set(gauges.queue_lag_s(now))
         for mode in ("live", "test"):
-            self.holds.labels(mode).set(int(held.get(mode, 0)))
+            self.holds.labels(mode).set(gauges.held.get(mode, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

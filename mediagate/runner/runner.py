@@ -447,6 +447,7 @@ class Runner:
                 reason=f"task {outcome.status} ({outcome.error_type})",
             )
         await announce(task.id, on_finished=self.on_finished, redis=self.redis)
+        self.metrics.tasks_finished.labels(outcome.status).inc()
         log.info(
             "task %s %s%s",
             task.id,

@@ -30,6 +30,7 @@ from mediagate.core.errors import MediagateError, NotFound, ProviderUnavailable
 from mediagate.core.http import files_base
 from mediagate.core.redis import RedisLink
 from mediagate.media.expiry import Retention
+from mediagate.observability.metrics import Metrics
 from mediagate.providers.base import ProviderRequest
 from mediagate.providers.errors import ProviderError
 from mediagate.providers.registry import ProviderRegistry
@@ -62,6 +63,7 @@ class Canceller:
     retention: Retention
     redis: RedisLink | None
     on_finished: Callable[[str], None] | None = None
+    metrics: Metrics | None = None
 
     async def cancel(self, account_id: str, task_id: str) -> Task:
         """The task once cancelled (or as it already was, if cancelled before); raises
@@ -147,6 +149,8 @@ class Canceller:
                 reason="task cancelled by the client",
             )
         await announce(task.id, on_finished=self.on_finished, redis=self.redis)
+        if self.metrics is not None:
+            self.metrics.tasks_finished.labels("cancelled").inc()
         log.info("task %s cancelled", task.id)
         return True
 
@@ -170,6 +174,7 @@ def canceller(request: Request) -> Canceller:
         retention=Retention.from_settings(state.core.settings),
         redis=state.components.redis,
         on_finished=state.waiters.finished,
+        metrics=state.metrics,
     )
 
 

@@ -157,6 +157,10 @@ async def test_a_queued_task_is_cancelled_at_once_and_its_hold_given_back(
         ]
         assert await gw.balance() == before
         assert await gw.in_progress_slots() == 0
+        finished = gw.app.state.metrics.registry.get_sample_value(
+            "mediagate_tasks_finished_total", {"status": "cancelled"}
+        )
+        assert finished == 1
         assert (await gw.get(task_id))["status"] == "cancelled"
         # Cancelling again answers the same and settles nothing twice.
         assert assert_cancelled(await gw.cancel(task_id)) == task
