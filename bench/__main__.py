@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api, cli_startup, floor, inflight, latency, peer
+from bench import api, cli_startup, floor, inflight, latency, peer, waiting
 from bench.harness import RESULTS, answers, spread, write
 
 DOCS = Path(__file__).parent.parent / "docs" / "performance.md"
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, An
     "inflight": (lambda: inflight.run_all(limit_s=120.0), inflight.table),
     "latency": (latency.run, latency.table),
     "peer": (peer.run, peer.table),
+    "waiting": (waiting.run_all, waiting.table),
     "cli_startup": (cli_startup.run, cli_startup.table),
 }
 
@@ -160,6 +161,7 @@ def summary(r: dict[str, dict[str, Any]], seconds: float) -> str:
         latency=tables["latency"],
         peer=tables["peer"],
         cli=tables["cli_startup"],
+        waiting=tables["waiting"],
     )
 
 

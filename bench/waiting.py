@@ -202,17 +202,21 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def run_all() -> dict[str, Any]:
+    """`make bench`'s entry: the run in a scratch folder (its logs shown if it fails)."""
     with tempfile.TemporaryDirectory(prefix="mediagate-bench-waiting-") as tmp:
         try:
-            data = run(Path(tmp))
+            return run(Path(tmp))
         except BaseException:
             for log in Path(tmp).glob("*.log"):
                 print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
             raise
+
+
+def table(data: dict[str, Any]) -> str:
     lag, hint = data["release_lag_ms"], data["release_lag_after_notify_ms"]
     held = data["held_throughout_lag_after_notify_ms"]
-    table = markdown(
+    return markdown(
         [
             "waiting",
             "CPU idle, nobody waiting",
@@ -232,7 +236,11 @@ def main() -> None:
             ]
         ],
     )
-    write("waiting", data, table)
+
+
+def main() -> None:
+    data = run_all()
+    write("waiting", data, table(data))
     print(json.dumps(data, indent=2))
 
 
