@@ -63,16 +63,19 @@ class PgNotifier:
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
+        self._closing = False
 
     def notify(self) -> None:
         self._wanted.set()
-        if self._task is None:
+        if self._task is None and not self._closing:
             self._task = asyncio.create_task(self._send_loop(), name="pg notify")
 
     async def _send_loop(self) -> None:
-        while True:
+        while not self._closing:
             await self._wanted.wait()
             self._wanted.clear()
+            if self._closing:
+                break
             try:
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await asyncpg.connect(self.dsn)
@@ -82,17 +85,22 @@ class PgNotifier:
                 log.warning("NOTIFY %s failed (%s); runners poll", self.channel, exc)
                 self._connection = None
                 await asyncio.sleep(1.0)  # do not spin while PostgreSQL is away
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         if self._connection is not None:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await self._connection.close()
             self._connection = None
+
+    async def close(self) -> None:
+        """Let a NOTIFY on the wire finish (cancelling asyncpg mid-connect leaves a
+        half-open protocol behind), then close the connection."""
+        self._closing = True
+        self._wanted.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=5)
+            except TimeoutError:
+                log.warning("NOTIFY %s still on the wire at shutdown", self.channel)
+            self._task = None
 
 
 class TaskListener:
