@@ -6,14 +6,17 @@ statements, NOTIFY, COMMIT, ...) and the account row locked across most of them,
 other submit of the account queued behind a transaction idle in our Python. Targets: at
 most 6 round trips, the account row locked for at most one (the COMMIT's)."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx2
 import pytest
 
 from mediagate.app import create_app
 from mediagate.core.settings import Settings
+from tests import pg
 from tests.factories import KeyFactory, MadeKey, generation
 from tests.pgwire import RoundTripProxy, Turn
 
@@ -105,3 +108,26 @@ async def test_a_submit_takes_3_round_trips_and_locks_the_account_for_one(
     assert per_submit == {expected}, [[t.statements for t in s] for s in submits]
     assert outside <= MEASURED  # at most one NOTIFY a submit, after its commit
     assert {_account_lock_turns(s) for s in submits} == {1}
+
+
+async def test_pooled_connections_the_server_dropped_are_replaced_without_a_ping(
+    proxied: httpx2.AsyncClient, keys: KeyFactory, database_url: str
+) -> None:
+    """Without pool_pre_ping, a connection PostgreSQL terminated (a restart, an admin's
+    pg_terminate_backend) must still never reach a request: the checkout sees its socket
+    closed and connects afresh."""
+    key = await keys(credits=1000)
+    await asyncio.gather(*(_submits(proxied, key, 2) for _ in range(4)))  # a few pooled
+    admin = await asyncpg.connect(pg.ADMIN_URL)
+    try:
+        name = urlsplit(database_url).path.lstrip("/")
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+    finally:
+        await admin.close()
+    assert ended >= 1
+    await asyncio.sleep(0.1)  # the event loop reads each socket's end
+    await _submits(proxied, key, 5)
