@@ -10,23 +10,39 @@ wallet row are locked by the last statement before COMMIT and held for one round
 
 Each step reads the RETURNING of the one before, so it only writes when that one did:
 no slot, no hold; no hold, no task. The final SELECT reports which step wrote nothing,
-and the caller raises the same errors as the SQLite path (429, 402), which rolls the
-unit back. A key with spending caps keeps its separate statements (keys/spending.py),
-after this one, in the lock order submit has always used (account, wallet, key spend);
-those keys hold the account row for two more round trips a cap.
+and the caller raises the same errors as the SQLite path (429, 402, the cap's 429/403),
+which rolls the unit back. A key with spending caps raises its period rows in the same
+statement, after the wallet (the lock order submit has always used: account, wallet, key
+spend, so no deadlock with a finishing task); the rows are made to exist first by an
+INSERT ... ON CONFLICT DO NOTHING that locks no existing row.
 
 SQLite keeps its four prepared statements (tasks/service.py): there a statement costs
 microseconds and the write gate serialises units anyway.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, Select, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Insert,
+    Select,
+    String,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediagate.accounts.models import Account
 from mediagate.core.db import table_of
+from mediagate.keys.models import KeySpend
 from mediagate.ledger.models import LedgerAccount, LedgerTransfer
 from mediagate.tasks.models import IdempotencyKey, Task
 
@@ -35,6 +51,7 @@ _wallets = table_of(LedgerAccount)
 _transfers = table_of(LedgerTransfer)
 _tasks = table_of(Task)
 _keys = table_of(IdempotencyKey)
+_spend = table_of(KeySpend)
 
 _TASK_VALUES = (
     *("id", "account_id", "key_id", "mode", "model", "type", "params", "price"),
@@ -50,7 +67,7 @@ def _param(table: Any, column: str, name: str | None = None) -> Any:
     return bindparam(f"p_{name or column}", type_=table.c[column].type)
 
 
-def _build(with_key: bool) -> Select[Any]:
+def _build(with_key: bool, with_caps: bool) -> Select[Any]:
     slot = (
         update(_accounts)
         .where(
@@ -74,20 +91,45 @@ def _build(with_key: bool) -> Select[Any]:
         .returning(_wallets.c.id)
         .cte("wallet")
     )
+    hold_source = select(
+        literal("hold", _transfers.c.kind.type),
+        wallet.c.id,
+        _param(_transfers, "credit_account_id", "revenue"),
+        price,
+        _param(_tasks, "id"),
+        _param(_tasks, "created_at"),
+    )
+    spend: Any = None
+    if with_caps:
+        # The key's caps (keys/spending.py), one row per period, each raised only if it
+        # stays within its cap; the hold is written only if every one of them was.
+        caps = (
+            func.unnest(
+                bindparam("p_periods", type_=ARRAY(String)),
+                bindparam("p_caps", type_=ARRAY(BigInteger)),
+            )
+            .table_valued("period", "cap")
+            .render_derived(name="caps")
+        )
+        spend = (
+            update(_spend)
+            .where(
+                _spend.c.key_id == bindparam("p_spend_key"),
+                _spend.c.period == caps.c.period,
+                _spend.c.credits + price <= caps.c.cap,
+                exists(select(wallet.c.id)),
+            )
+            .values(credits=_spend.c.credits + price)
+            .returning(_spend.c.period)
+            .cte("spend")
+        )
+        hold_source = hold_source.where(
+            select(func.count()).select_from(spend).scalar_subquery() == bindparam("p_ncaps")
+        )
     hold_columns = ("kind", "debit_account_id", "credit_account_id", "amount", "task_id")
     hold: Any = (
         insert(_transfers)
-        .from_select(
-            [*hold_columns, "created_at"],
-            select(
-                literal("hold", _transfers.c.kind.type),
-                wallet.c.id,
-                _param(_transfers, "credit_account_id", "revenue"),
-                price,
-                _param(_tasks, "id"),
-                _param(_tasks, "created_at"),
-            ),
-        )
+        .from_select([*hold_columns, "created_at"], hold_source)
         .returning(_transfers.c.id)
         .cte("hold")
     )
@@ -121,10 +163,25 @@ def _build(with_key: bool) -> Select[Any]:
         steps.append(select(func.count()).select_from(keyed).scalar_subquery())
     else:
         steps.append(select(func.count()).select_from(task).scalar_subquery())
+    if spend is not None:
+        steps.append(select(func.array_agg(spend.c.period)).scalar_subquery())
+    else:
+        steps.append(null())
     return select(*steps)
 
 
-_ACCEPT = {False: _build(False), True: _build(True)}
+_ACCEPT = {(key, caps): _build(key, caps) for key in (False, True) for caps in (False, True)}
+
+
+class Accepted(NamedTuple):
+    slot: bool
+    """The account had a slot under its in-flight limit."""
+    wallet: bool
+    """The wallet had the credits."""
+    hold_id: int | None
+    """The hold (and so the task) was written: every cap had room too."""
+    spent: frozenset[str]
+    """The cap periods that had room."""
 
 
 async def accept(
@@ -136,14 +193,24 @@ async def accept(
     revenue: str,
     task: dict[str, Any],
     idempotency: tuple[str, str, datetime] | None,
-) -> tuple[bool, bool, int | None]:
-    """Run the one statement: (slot taken, hold taken, hold id). Nothing is written
-    unless all of it is (the caller raises, which rolls the unit back)."""
+    spend: tuple[str, dict[str, int]] | None = None,
+) -> Accepted:
+    """Run the one statement. Nothing is written unless all of it is (the caller raises
+    on what it reports, which rolls the unit back). `spend`: the key and its caps by
+    period id (their rows must exist: keys/spending.py `ensure_periods`)."""
     params: dict[str, Any] = {f"p_{name}": value for name, value in task.items()}
     params.update(p_account=account_id, p_limit=limit, p_wallet=wallet, p_revenue=revenue)
     if idempotency is not None:
         key, fingerprint, expires_at = idempotency
         params.update(p_idempotency_key=key, p_request_hash=fingerprint, p_expires_at=expires_at)
-    row = (await session.execute(_ACCEPT[idempotency is not None], params)).one()
-    slot, held, hold_id, _written = row
-    return bool(slot), bool(held), hold_id
+    if spend is not None:
+        key_id, caps = spend
+        params.update(
+            p_spend_key=key_id,
+            p_periods=list(caps),
+            p_caps=list(caps.values()),
+            p_ncaps=len(caps),
+        )
+    statement = _ACCEPT[idempotency is not None, spend is not None]
+    slot, wallet, hold_id, _written, spent = (await session.execute(statement, params)).one()
+    return Accepted(bool(slot), bool(wallet), hold_id, frozenset(spent or ()))

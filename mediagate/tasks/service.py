@@ -140,27 +140,32 @@ async def submit_generation(
     keyed = idempotency_key is not None and fingerprint is not None
     if session.get_bind().dialect.name == "postgresql":
         ledger.check_amount(request.price)
-        slot, held, _hold_id = await accept_pg.accept(
+        capped = caller.limits is not None and bool(caller.limits.caps)
+        caps = (
+            await spending.ensure_periods(session, caller.id, caller.limits, now)
+            if capped and caller.limits is not None
+            else None
+        )
+        wallet = ledger.wallet_id(caller.account_id, caller.mode)
+        accepted = await accept_pg.accept(
             session,
             account_id=caller.account_id,
             limit=max_in_flight,
-            wallet=ledger.wallet_id(caller.account_id, caller.mode),
+            wallet=wallet,
             revenue=ledger.revenue_id(caller.mode),
             task=task,
             idempotency=(idempotency_key, fingerprint, now + IDEMPOTENCY_TTL)  # type: ignore[arg-type]
             if keyed
             else None,
+            spend=(caller.id, caps) if caps is not None else None,
         )
-        if not slot:
+        if not accepted.slot:
             _refuse_slot(max_in_flight)
-        if not held:
-            await ledger.refuse_hold(
-                session, ledger.wallet_id(caller.account_id, caller.mode), request.price
-            )
-        # Caps after the hold, as on SQLite: the lock order every submit takes is the
-        # account, its wallet, then the key's spend rows (no deadlock with a finishing
-        # task, which frees the slot, releases the hold and gives the spend back).
-        await spending.commit_spend(session, caller.id, caller.limits, request.price, now)
+        if not accepted.wallet:
+            await ledger.refuse_hold(session, wallet, request.price)
+        if accepted.hold_id is None and caller.limits is not None:
+            spending.refuse_first(caller.limits, accepted.spent, request.price, now)
+        assert accepted.hold_id is not None
         return Submission(task_id, "in_progress", replayed=False)
     await _take_slot(session, caller.account_id, max_in_flight)
     hold_id = await ledger.hold(
