@@ -15,7 +15,10 @@ import httpx2
 import pytest
 
 from mediagate.app import create_app
+from mediagate.core.db import Database
 from mediagate.core.settings import Settings
+from mediagate.keys import service as key_service
+from mediagate.keys.limits import parse_limits
 from tests import pg
 from tests.factories import KeyFactory, MadeKey, generation
 from tests.pgwire import RoundTripProxy, Turn
@@ -85,11 +88,28 @@ def _account_lock_turns(submit: list[Turn]) -> int:
     return len(submit) - first - 1
 
 
-@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotency-key"])
+@pytest.mark.parametrize(
+    ("idempotent", "capped", "expected"),
+    [(False, False, 3), (True, False, 4), (False, True, 4)],
+    ids=["plain", "idempotency-key", "spending-caps"],
+)
 async def test_a_submit_takes_3_round_trips_and_locks_the_account_for_one(
-    proxy: RoundTripProxy, proxied: httpx2.AsyncClient, keys: KeyFactory, idempotent: bool
+    proxy: RoundTripProxy,
+    proxied: httpx2.AsyncClient,
+    keys: KeyFactory,
+    db: Database,
+    idempotent: bool,
+    capped: bool,
+    expected: int,
 ) -> None:
+    """BEGIN, the one accepting statement, COMMIT; with an Idempotency-Key the replay
+    lookup comes first, with spending caps the INSERT that makes their period rows exist
+    (it locks no existing row)."""
     key = await keys(credits=1000)
+    if capped:
+        limits = parse_limits(known_models=(), day="100000", total="100000")
+        async with db.write() as session:
+            await key_service.set_limits(session, key.id, limits)
     headers = {"idem": "warm"} if idempotent else {}
     await _submits(proxied, key, WARM, **headers)  # statements prepared, key cached
     proxy.reset()
@@ -103,8 +123,6 @@ async def test_a_submit_takes_3_round_trips_and_locks_the_account_for_one(
     outside = len(turns) - sum(len(s) for s in submits)
     per_submit = {len(s) for s in submits}
 
-    # BEGIN, the one accepting statement, COMMIT; with a key, the replay lookup first
-    expected = 4 if idempotent else 3
     assert per_submit == {expected}, [[t.statements for t in s] for s in submits]
     assert outside <= MEASURED  # at most one NOTIFY a submit, after its commit
     assert {_account_lock_turns(s) for s in submits} == {1}
