@@ -149,3 +149,32 @@ async def test_pooled_connections_the_server_dropped_are_replaced_without_a_ping
     assert ended >= 1
     await asyncio.sleep(0.1)  # the event loop reads each socket's end
     await _submits(proxied, key, 5)
+
+
+async def test_new_task_hints_follow_the_commits_one_notify_at_a_time(
+    proxy: RoundTripProxy, proxied: httpx2.AsyncClient, keys: KeyFactory
+) -> None:
+    """NOTIFY leaves the submit's transaction (runner/wakeups.py PgNotifier): it goes on a
+    connection of its own after the commits, at most one per submit (fewer when commits
+    land while one is on the wire; how many is timing), the last one after the last
+    commit (so no task is left to the poll interval)."""
+    key = await keys(credits=1000)
+    await _submits(proxied, key, 1)
+    proxy.reset()
+    await asyncio.gather(*(_submits(proxied, key, 1) for _ in range(20)))
+
+    def last(word: str) -> int:
+        return max(
+            (i for i, t in enumerate(proxy.turns) if any(word in s for s in t.statements)),
+            default=-1,
+        )
+
+    async with asyncio.timeout(10):  # a liveness bound, not a speed claim
+        while last("NOTIFY") < last("COMMIT"):
+            await asyncio.sleep(0.01)
+    notifies = [t for t in proxy.turns if any("NOTIFY" in s for s in t.statements)]
+    commits = [t for t in proxy.turns if any("COMMIT" in s for s in t.statements)]
+    assert len(commits) == 20
+    assert 1 <= len(notifies) <= len(commits)
+    assert all(len(t.statements) == 1 for t in notifies)  # never inside a transaction
+    assert {t.connection for t in notifies}.isdisjoint(t.connection for t in commits)
