@@ -56,7 +56,7 @@ from mediagate.providers.configured import build_registry, keep_alive_pool, prov
 from mediagate.providers.http import ProviderHTTP
 from mediagate.providers.registry import ProviderRegistry
 from mediagate.runner.runner import Runner
-from mediagate.runner.wakeups import RedisListener, TaskListener, Wakeups
+from mediagate.runner.wakeups import PgNotifier, RedisListener, TaskListener, Wakeups
 from mediagate.tasks.idempotency import InFlightKeys
 from mediagate.tasks.routes import build_router as build_task_router
 from mediagate.tasks.service import FINISHED_CHANNEL, REDIS_FINISHED_CHANNEL
@@ -219,7 +219,10 @@ def create_app(settings: Settings, *, server_process: bool = False) -> FastAPI:
             runner = build_runner(db, settings, catalog, components, app.state.metrics, waiters)
             runner_task = asyncio.create_task(runner.run(), name="runner")
         app.state.runner = runner
-        app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis)
+        notifier = PgNotifier(db.url) if db.engine.dialect.name == "postgresql" else None
+        if notifier is not None:
+            resources.push_async_callback(notifier.close)
+        app.state.wakeups = Wakeups(runner.wake if runner else None, components.redis, notifier)
         app.state.billing = billing = build_billing(settings, components.redis)
         reconciling = (
             asyncio.create_task(BillingReconciler(db, billing.payments, settings, outbox).run())

@@ -64,6 +64,25 @@ async def commit_spend(
             _refuse(period, cap, credits, now)
 
 
+async def ensure_periods(
+    session: AsyncSession, key_id: str, limits: KeyLimits, now: datetime
+) -> dict[str, int]:
+    """The key's caps by period id, each period's row made to exist (one statement; an
+    existing row is left alone and not locked). For PostgreSQL's one-statement accept
+    (tasks/accept_pg.py), which raises them."""
+    caps = {period_key(period, now): cap for period, cap in limits.caps}
+    rows = [{"key_id": key_id, "period": period, "credits": 0} for period in caps]
+    await session.execute(postgresql.insert(KeySpend).values(rows).on_conflict_do_nothing())
+    return caps
+
+
+def refuse_first(limits: KeyLimits, spent: frozenset[str], credits: int, now: datetime) -> None:
+    """Refuse naming the first cap without room (not in `spent`)."""
+    for period, cap in limits.caps:
+        if period_key(period, now) not in spent:
+            _refuse(period, cap, credits, now)
+
+
 def _refuse(period: str, cap: int, credits: int, now: datetime) -> None:
     ends = period_end(period, now)
     what = {"day": "daily", "month": "monthly", "total": "total"}[period]

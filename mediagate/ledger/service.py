@@ -2,7 +2,7 @@
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
@@ -111,7 +111,7 @@ async def grant(
 ) -> int:
     """Add `amount` credits to a wallet (from the operator's grants account); the
     transfer's id."""
-    _check_amount(amount)
+    check_amount(amount)
     wallet = wallet_id(account_id, mode)
     # Conditional on the room left, checked by the database before the sum is written: a
     # sum can never pass MAX_WALLET_CREDITS (nor overflow into a REAL on SQLite).
@@ -137,7 +137,7 @@ async def debit(
     session: AsyncSession, account_id: str, mode: Mode, amount: int, *, reason: str
 ) -> int:
     """Take `amount` available credits back from a wallet (operator correction)."""
-    _check_amount(amount)
+    check_amount(amount)
     wallet = wallet_id(account_id, mode)
     await _take_available(session, wallet, amount, posted=True)
     return await _record(session, "debit", wallet, grants_id(mode), amount, reason=reason)
@@ -147,7 +147,7 @@ async def hold(
     session: AsyncSession, account_id: str, mode: Mode, amount: int, *, task_id: str
 ) -> int:
     """Reserve `amount` for a task; the hold's id. 402 if it would overdraw the wallet."""
-    _check_amount(amount)
+    check_amount(amount)
     wallet = wallet_id(account_id, mode)
     await _take_available(session, wallet, amount, posted=False)
     return await _record(session, "hold", wallet, revenue_id(mode), amount, task_id=task_id)
@@ -220,11 +220,11 @@ def parse_amount(text: str, *, zero: bool = False) -> int:
     amount = int(text)
     if amount == 0 and zero:
         return 0
-    _check_amount(amount)
+    check_amount(amount)
     return amount
 
 
-def _check_amount(amount: int) -> None:
+def check_amount(amount: int) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_AMOUNT:
         raise InvalidAmount(param="amount")
 
@@ -236,6 +236,11 @@ async def _take_available(session: AsyncSession, wallet: str, amount: int, *, po
     statement = _TAKE["debits_posted" if posted else "debits_pending"]
     if (await statement.run(session, {"wallet": wallet, "amount": amount})).rowcount == 1:
         return
+    await refuse_hold(session, wallet, amount)
+
+
+async def refuse_hold(session: AsyncSession, wallet: str, amount: int) -> NoReturn:
+    """402 naming what the wallet has (its conditional UPDATE found too little)."""
     current = await session.scalar(select(_AVAILABLE).where(_accounts.c.id == wallet))
     raise InsufficientCredits(
         f"Insufficient credits: {amount} needed, {int(current or 0)} available"

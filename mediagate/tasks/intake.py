@@ -35,7 +35,11 @@ async def accept(
 
     async def submit() -> service.Submission:
         async with core.db.write() as session:
-            submission = await service.submit_generation(
+            # The key's last use first: the account row the submit locks is then locked
+            # by the unit's last statement, until the COMMIT right after it.
+            if key_cache.due_for_touch(caller.id):
+                await touch(session, caller.id)
+            return await service.submit_generation(
                 session,
                 caller=caller,
                 request=generation,
@@ -43,11 +47,6 @@ async def accept(
                 idempotency_key=idempotency_key,
                 fingerprint=fingerprint,
             )
-            if key_cache.due_for_touch(caller.id):
-                await touch(session, caller.id)
-            if not submission.replayed:
-                await service.announce_new_task(session)
-        return submission
 
     with in_flight.claim(caller.account_id, idempotency_key):
         try:
@@ -58,7 +57,7 @@ async def accept(
             # Another replica committed the same Idempotency-Key first: our unit rolled
             # back (no task, no hold); answer as a replay of theirs.
             submission = await submit()
-    if not submission.replayed:
+    if not submission.replayed:  # after the commit: runners see the task when woken
         wakeups: Wakeups = request.app.state.wakeups
         await wakeups.announce()
     return submission

@@ -1,7 +1,9 @@
 """Create and read tasks. A task is accepted in ONE transaction: a slot under the
 account's in-flight limit, the credit hold, the task row (step=prepare) and the
-idempotency row. It is the hottest write there is, so it runs as four prebuilt Core
-statements, without the ORM's unit of work."""
+idempotency row. It is the hottest write there is, so on SQLite it runs as four prebuilt
+Core statements, without the ORM's unit of work, and on PostgreSQL as one statement
+(tasks/accept_pg.py: one round trip, the account row locked only until the COMMIT that
+follows it)."""
 
 import hashlib
 import json
@@ -23,6 +25,7 @@ from mediagate.keys import spending
 from mediagate.keys.service import AuthedKey
 from mediagate.ledger import service as ledger
 from mediagate.media.expiry import Retention
+from mediagate.tasks import accept_pg
 from mediagate.tasks.models import IdempotencyKey, Task
 from mediagate.tasks.output import task_output
 
@@ -115,39 +118,66 @@ async def submit_generation(
         existing = await _replay(session, caller.account_id, idempotency_key, fingerprint, now)
         if existing is not None:
             return existing
-    await _take_slot(session, caller.account_id, max_in_flight)
     task_id = new_id("task", 24)
+    params = dict(request.params)
+    callback_url = params.pop("callback_url", None)
+    task = {
+        "id": task_id,
+        "account_id": caller.account_id,
+        "key_id": caller.id,
+        "mode": caller.mode,
+        "model": request.model.id,
+        "type": request.type,
+        "params": params,
+        "price": request.price,
+        "callback_url": callback_url,
+        "status": "in_progress",
+        "step": "prepare",
+        "next_run_at": now,
+        "deadline_at": now + timedelta(seconds=request.model.deadline_s),
+        "attempt": 0,
+        "step_errors": 0,
+        "polls": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    keyed = idempotency_key is not None and fingerprint is not None
+    if session.get_bind().dialect.name == "postgresql":
+        ledger.check_amount(request.price)
+        capped = caller.limits is not None and bool(caller.limits.caps)
+        caps = (
+            await spending.ensure_periods(session, caller.id, caller.limits, now)
+            if capped and caller.limits is not None
+            else None
+        )
+        wallet = ledger.wallet_id(caller.account_id, caller.mode)
+        accepted = await accept_pg.accept(
+            session,
+            account_id=caller.account_id,
+            limit=max_in_flight,
+            wallet=wallet,
+            revenue=ledger.revenue_id(caller.mode),
+            task=task,
+            idempotency=(idempotency_key, fingerprint, now + IDEMPOTENCY_TTL)  # type: ignore[arg-type]
+            if keyed
+            else None,
+            spend=(caller.id, caps) if caps is not None else None,
+        )
+        if not accepted.slot:
+            _refuse_slot(max_in_flight)
+        if not accepted.wallet:
+            await ledger.refuse_hold(session, wallet, request.price)
+        if accepted.hold_id is None and caller.limits is not None:
+            spending.refuse_first(caller.limits, accepted.spent, request.price, now)
+        assert accepted.hold_id is not None
+        return Submission(task_id, "in_progress", replayed=False)
+    await _take_slot(session, caller.account_id, max_in_flight)
     hold_id = await ledger.hold(
         session, caller.account_id, caller.mode, request.price, task_id=task_id
     )
     await spending.commit_spend(session, caller.id, caller.limits, request.price, now)
-    params = dict(request.params)
-    callback_url = params.pop("callback_url", None)
-    await _INSERT_TASK.run(
-        session,
-        {
-            "id": task_id,
-            "account_id": caller.account_id,
-            "key_id": caller.id,
-            "mode": caller.mode,
-            "model": request.model.id,
-            "type": request.type,
-            "params": params,
-            "price": request.price,
-            "hold_id": hold_id,
-            "callback_url": callback_url,
-            "status": "in_progress",
-            "step": "prepare",
-            "next_run_at": now,
-            "deadline_at": now + timedelta(seconds=request.model.deadline_s),
-            "attempt": 0,
-            "step_errors": 0,
-            "polls": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    if idempotency_key is not None and fingerprint is not None:
+    await _INSERT_TASK.run(session, {**task, "hold_id": hold_id})
+    if keyed:
         await _INSERT_KEY.run(
             session,
             {
@@ -167,10 +197,14 @@ async def _take_slot(session: AsyncSession, account_id: str, max_in_flight: int)
     UPDATE of the account's counter: the cost does not grow with the tasks queued)."""
     taken = await _TAKE_SLOT.run(session, {"account": account_id, "limit": max_in_flight})
     if taken.rowcount != 1:
-        raise RateLimited(
-            f"Too many tasks in progress ({max_in_flight} at most); wait for some to finish",
-            retry_after_s=5,
-        )
+        _refuse_slot(max_in_flight)
+
+
+def _refuse_slot(max_in_flight: int) -> None:
+    raise RateLimited(
+        f"Too many tasks in progress ({max_in_flight} at most); wait for some to finish",
+        retry_after_s=5,
+    )
 
 
 async def free_slot(session: AsyncSession, account_id: str) -> None:
@@ -182,13 +216,6 @@ NEW_TASK_CHANNEL = "mediagate_tasks"
 FINISHED_CHANNEL = "mediagate_task_finished"
 """NOTIFY'd with the task id when a task ends (tasks/waiters.py listens)."""
 REDIS_FINISHED_CHANNEL = "mediagate:task-finished"
-
-
-async def announce_new_task(session: AsyncSession) -> None:
-    """Wake every worker listening (PostgreSQL delivers it when this unit commits). A hint
-    only: workers also poll. SQLite has no listeners; the in-process runner is woken."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(f"NOTIFY {NEW_TASK_CHANNEL}"))
 
 
 async def announce_finished(session: AsyncSession, task_id: str) -> None:
