@@ -1,6 +1,7 @@
 """Every model added as data, through one real `mediagate serve` process: with a test key
-(the sandbox draws the outputs) and with a live key through the fal fake on loopback.
-Each task is downloaded, counted and measured, and the charge checked to the credit."""
+(the sandbox draws the outputs), with a live key through the fal fake on loopback, and
+with fal down through the WaveSpeed fake (each model's second route). Each task is
+downloaded, counted and measured, and the charge checked to the credit."""
 
 import io
 import json
@@ -21,7 +22,7 @@ from tests.e2e.procs import (
     wait_for_http,
 )
 from tests.e2e.procs import submit as submit_task
-from tests.providers.fakes import FakeState, fal_app, serve
+from tests.providers.fakes import FakeState, fal_app, serve, wavespeed_app
 from tests.servers import ImageServer
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +108,39 @@ CASES: list[tuple[str, dict[str, Any], str, int, tuple[int, int], int]] = [
 ]
 IDS = [f"{model}-{body.get('type', 'default')}" for model, body, *_ in CASES]
 
+# (model, body, WaveSpeed model id, outputs, credits): what each model's WaveSpeed route
+# can honour (it takes no count, seed or format where WaveSpeed documents none).
+WAVESPEED_CASES: list[tuple[str, dict[str, Any], str, int, int]] = [
+    ("seedream-4", {"size": "2560x1440"}, "bytedance/seedream-v4", 1, 3),
+    (
+        "seedream-4",
+        {"type": "image-to-image", "images": [REF, REF]},
+        "bytedance/seedream-v4/edit",
+        1,
+        3,
+    ),
+    ("nano-banana", {"aspect_ratio": "21:9"}, "google/nano-banana/text-to-image", 1, 4),
+    ("nano-banana", {"type": "image-to-image", "images": [REF]}, "google/nano-banana/edit", 1, 4),
+    ("flux-kontext-pro", {"images": [REF]}, "wavespeed-ai/flux-kontext-pro", 1, 4),
+    (
+        "flux-kontext-pro",
+        {"type": "text-to-image", "num_images": 2, "seed": 1},
+        "wavespeed-ai/flux-kontext-pro/text-to-image",
+        2,
+        8,
+    ),
+    ("imagen-4", {"aspect_ratio": "3:4", "num_images": 3}, "wavespeed-ai/imagen4", 3, 12),
+    ("qwen-image", {"seed": 9}, "wavespeed-ai/qwen-image/text-to-image", 1, 2),
+    (
+        "qwen-image",
+        {"type": "image-to-image", "images": [REF]},
+        "wavespeed-ai/qwen-image/edit",
+        1,
+        3,
+    ),
+]
+WAVESPEED_IDS = [f"{model}-{body.get('type', 'default')}" for model, body, *_ in WAVESPEED_CASES]
+
 
 @pytest.fixture(scope="module")
 def fal() -> Iterator[FakeState]:
@@ -116,15 +150,24 @@ def fal() -> Iterator[FakeState]:
 
 
 @pytest.fixture(scope="module")
+def wavespeed() -> Iterator[FakeState]:
+    state = FakeState("ws-key")
+    with serve(wavespeed_app(state), state):
+        yield state
+
+
+@pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
     module_database_url: str | None,
     fal: FakeState,
+    wavespeed: FakeState,
     images: ImageServer,
 ) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("catalog-e2e") / "data"
     port = free_port()
     fal_port = int(fal.base.rsplit(":", 1)[1])
+    ws_port = int(wavespeed.base.rsplit(":", 1)[1])
     env = environment(
         data,
         module_database_url,
@@ -132,8 +175,11 @@ def server(
         runner_poll_interval_s=0.1,
         fal_key=fal.key,
         fal_base_url=fal.base,
+        wavespeed_api_key=wavespeed.key,
+        wavespeed_base_url=wavespeed.base,
+        breaker_threshold=1000,  # fal-down tasks must not open fal's breaker for the others
         fetch_allow_private_hosts=json.dumps(["127.0.0.1"]),
-        fetch_ports=json.dumps([80, 443, fal_port, images.server_address[1]]),
+        fetch_ports=json.dumps([80, 443, fal_port, ws_port, images.server_address[1]]),
     )
     log = data.parent / "serve.log"
     with process(env, "serve", "--port", str(port), log=log) as proc:
@@ -214,4 +260,34 @@ def test_live_key_goes_to_the_declared_fal_endpoint(
     assert sent["endpoint"] == endpoint
     if "images" in body:
         refs = sent.get("image_urls") or [sent["image_url"]]
+        assert refs == [images.url(p) for p in body["images"]][: len(refs)]
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "model_id", "count", "price"), WAVESPEED_CASES, ids=WAVESPEED_IDS
+)
+def test_live_key_with_fal_down_goes_to_the_declared_wavespeed_model(
+    server: dict[str, Any],
+    images: ImageServer,
+    fal: FakeState,
+    wavespeed: FakeState,
+    model: str,
+    body: dict[str, Any],
+    model_id: str,
+    count: int,
+    price: int,
+) -> None:
+    key = create_key(
+        server["env"], account=f"ws-{model_id.replace('/', '.')}", credits=100, test=False
+    )
+    prompt = f"[fal-down] live {model} {model_id}"
+    task, charged = run(server, images, key, model, body, prompt)
+    assert task["status"] == "completed", task
+    assert len(downloaded_sizes(task, server["base"])) == count  # the fake's 640x480 PNGs
+    assert task["credits"] == price and charged == price  # charged once
+    assert all(b.get("prompt") != prompt for b in fal.bodies)
+    [sent] = [b for b in wavespeed.bodies if b.get("prompt") == prompt]  # one upstream job
+    assert sent["model"] == model_id
+    if "images" in body:
+        refs = sent.get("images") or [sent["image"]]
         assert refs == [images.url(p) for p in body["images"]][: len(refs)]

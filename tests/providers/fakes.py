@@ -12,6 +12,7 @@ without a prompt (multi-shot), or a wrong key:
   [fake:slow]       never finishes              [fake:malformed]  creates the task, answers garbage
   [fake:404]        result URLs that 404        [fake:5xx]        submit always 500
   [ws-down]         WaveSpeed alone answers 500 to the submit (failover tests)
+  [fal-down]        fal alone answers 500 to the submit (failover to WaveSpeed)
   [ws-broke]        WaveSpeed alone refuses for the balance (FakeState.balance_refusal)
   [fake:hang]       creates the task, then holds the answer for 5 s (kill-window tests)
   [fake:forbidden]  account problem: 403 / Kling 1102 (no resource pack)
@@ -219,6 +220,39 @@ for _resolution in ("480p", "720p", "1080p"):
     WAVESPEED_REQUIRED[i2v] = {"prompt", "image"}
     WAVESPEED_VIDEOS |= {i2v, f"bytedance/seedance-v1-pro-t2v-{_resolution}"}
 
+WAVESPEED_RULES: dict[str, dict[str, Any]] = {
+    model: spec
+    for model, spec in json.loads((FIXTURES / "wavespeed_models.json").read_text()).items()
+    if not model.startswith("_")
+}
+"""The image models' documented inputs (fixtures/wavespeed_models.json, each naming its
+page): enums, the range of each side of a `W*H` size, list fields and their length."""
+for _model, _spec in WAVESPEED_RULES.items():
+    WAVESPEED_BODIES[_model] = set(_spec["allowed"])
+    WAVESPEED_REQUIRED[_model] = set(_spec["required"])
+
+
+def wavespeed_refusal(model: str, body: dict[str, Any]) -> str | None:
+    """What WaveSpeed's documented rules say is wrong with a body, if anything."""
+    spec = WAVESPEED_RULES.get(model)
+    if spec is None:
+        return None
+    for name, values in spec["enums"].items():
+        if name in body and body[name] not in values:
+            return f"{name} must be one of {values}"
+    for name in spec["lists"]:
+        if name in body and not isinstance(body[name], list):
+            return f"{name} must be an array"
+    for name, most in spec.get("max_items", {}).items():
+        if len(body.get(name, [])) > most:
+            return f"{name} takes at most {most} items"
+    if "size" in body:
+        low, high = spec["size_range"]
+        sides = str(body["size"]).split("*")
+        if len(sides) != 2 or not all(s.isdigit() and low <= int(s) <= high for s in sides):
+            return f"size must be width*height, {low} ~ {high} per dimension"
+    return None
+
 
 def wavespeed_app(state: FakeState) -> Starlette:
     def authorized(request: Request) -> bool:
@@ -248,6 +282,9 @@ def wavespeed_app(state: FakeState) -> Starlette:
         required = WAVESPEED_REQUIRED.get(model, {"prompt"})
         if not set(body) <= allowed or not required <= set(body):
             return JSONResponse({"code": 400, "message": f"bad fields {sorted(body)}"}, 400)
+        refusal = wavespeed_refusal(model, body)
+        if refusal is not None:
+            return JSONResponse({"code": 400, "message": refusal}, 400)
         state.bodies.append({"model": model, **body})
         multi = model == "kwaivgi/kling-v1-ai-multi-shot"
         task_id = state.create(
@@ -300,7 +337,7 @@ def wavespeed_app(state: FakeState) -> Starlette:
         routes=[
             *common_routes(),
             Route("/api/v3/balance", balance),
-            Route("/api/v3/{owner}/{model}", submit, methods=["POST"]),
+            Route("/api/v3/{owner}/{model:path}", submit, methods=["POST"]),
             Route("/videos/{task_id}.mp4", result_video),
             Route("/api/v3/predictions/{task_id}/result", result),
         ]
@@ -664,7 +701,7 @@ def fal_app(state: FakeState) -> Starlette:
         prompt = body.get("prompt", "")
         if "[fake:forbidden]" in prompt:
             return JSONResponse({"detail": "User is locked. Reason: Exhausted balance."}, 403)
-        if "[fake:5xx]" in prompt:
+        if "[fake:5xx]" in prompt or "[fal-down]" in prompt:
             return doc("runner_error_500", 500)
         if "[fake:noretry]" in prompt:
             return doc("runner_error_500", 500, **{"X-Fal-Retryable": "false"})
