@@ -140,5 +140,5 @@ def test_two_replicas_two_workers_thousand_tasks(
     assert sum(claims) == attempts and lease_lost == [0, 0]
     assert all(c > 0 for c in claims)  # both workers took part
     assert tuple(jobs) == (TASKS, TASKS) and captures == TASKS
-    assert stored == TASKS
+    assert stored == 2 * TASKS  # each task's one result and its gallery thumbnail
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
