@@ -146,9 +146,9 @@ def poll(base: str, key: str, task_id: str, timeout: float = 30) -> dict[str, An
     raise AssertionError(f"task {task_id} still in progress after {timeout} s")
 
 
-def submit(base: str, key: str, body: dict[str, Any]) -> str:
+def submit(base: str, key: str, body: dict[str, Any], endpoint: str = "images/generations") -> str:
     response = httpx2.post(
-        f"{base}/api/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
+        f"{base}/api/v1/{endpoint}", json=body, headers={"Authorization": f"Bearer {key}"}
     )
     assert response.status_code == 200, response.text
     assert response.json()["data"]["status"] == "IN_PROGRESS"
@@ -161,3 +161,25 @@ def credits(base: str, key: str) -> dict[str, int]:
             "data"
         ]["credits"]
     )
+
+
+def run_model(
+    server: dict[str, Any],
+    images: Any,
+    key: str,
+    model: str,
+    body: dict[str, Any],
+    prompt: str,
+    *,
+    endpoint: str = "images/generations",
+    timeout: float = 60,
+) -> tuple[dict[str, Any], int]:
+    """Submit `model` with `body` (its `images` paths served by `images`) to a served
+    gateway, wait; the finished task and the credits it took from the account."""
+    base = server["base"]
+    request = {"model": model, "prompt": prompt, **body}
+    if "images" in body:
+        request["images"] = [images.url(path) for path in body["images"]]
+    before = credits(base, key)["available"]
+    task = poll(base, key, submit(base, key, request, endpoint), timeout=timeout)
+    return task, before - credits(base, key)["available"]

@@ -14,14 +14,12 @@ from PIL import Image
 
 from tests.e2e.procs import (
     create_key,
-    credits,
     environment,
     free_port,
-    poll,
     process,
+    run_model,
     wait_for_http,
 )
-from tests.e2e.procs import submit as submit_task
 from tests.providers.fakes import FakeState, fal_app, serve, wavespeed_app
 from tests.servers import ImageServer
 
@@ -188,24 +186,6 @@ def server(
         yield {"base": base, "env": env}
 
 
-def run(
-    server: dict[str, Any],
-    images: ImageServer,
-    key: str,
-    model: str,
-    body: dict[str, Any],
-    prompt: str,
-) -> tuple[dict[str, Any], int]:
-    """Submit, wait; the finished task and the credits it took from the account."""
-    base = server["base"]
-    request = {"model": model, "prompt": prompt, **body}
-    if "images" in body:
-        request["images"] = [images.url(path) for path in body["images"]]
-    before = credits(base, key)["available"]
-    task = poll(base, key, submit_task(base, key, request), timeout=60)
-    return task, before - credits(base, key)["available"]
-
-
 def downloaded_sizes(task: dict[str, Any], base: str) -> list[tuple[int, int]]:
     sizes = []
     for image in task["output"]["images"]:
@@ -230,7 +210,7 @@ def test_test_key_gets_the_asked_count_and_size_and_pays_the_price(
     price: int,
 ) -> None:
     key = create_key(server["env"], account=f"sbx-{endpoint.replace('/', '.')}", credits=100)
-    task, charged = run(server, images, key, model, body, f"sandbox {model}")
+    task, charged = run_model(server, images, key, model, body, f"sandbox {model}")
     assert task["status"] == "completed", task
     assert downloaded_sizes(task, server["base"]) == [size] * count
     assert task["credits"] == price and charged == price
@@ -252,7 +232,7 @@ def test_live_key_goes_to_the_declared_fal_endpoint(
         server["env"], account=f"live-{endpoint.replace('/', '.')}", credits=100, test=False
     )
     prompt = f"live {model} {endpoint}"
-    task, charged = run(server, images, key, model, body, prompt)
+    task, charged = run_model(server, images, key, model, body, prompt)
     assert task["status"] == "completed", task
     assert len(downloaded_sizes(task, server["base"])) == count  # the fake's 640x480 PNGs
     assert task["credits"] == price and charged == price
@@ -281,7 +261,7 @@ def test_live_key_with_fal_down_goes_to_the_declared_wavespeed_model(
         server["env"], account=f"ws-{model_id.replace('/', '.')}", credits=100, test=False
     )
     prompt = f"[fal-down] live {model} {model_id}"
-    task, charged = run(server, images, key, model, body, prompt)
+    task, charged = run_model(server, images, key, model, body, prompt)
     assert task["status"] == "completed", task
     assert len(downloaded_sizes(task, server["base"])) == count  # the fake's 640x480 PNGs
     assert task["credits"] == price and charged == price  # charged once

@@ -17,11 +17,10 @@ from PIL import Image, ImageChops, ImageStat
 from mediagate.media.videos import probe_video
 from tests.e2e.procs import (
     create_key,
-    credits,
     environment,
     free_port,
-    poll,
     process,
+    run_model,
     wait_for_http,
 )
 from tests.providers.fakes import FakeState, fal_app, kling_app, serve, wavespeed_app
@@ -157,31 +156,6 @@ def server(
         yield {"base": base, "env": env}
 
 
-def run(
-    server: dict[str, Any],
-    images: ImageServer,
-    key: str,
-    model: str,
-    body: dict[str, Any],
-    prompt: str,
-) -> tuple[dict[str, Any], int]:
-    """Submit, wait; the finished task and the credits it took from the account."""
-    base = server["base"]
-    request = {"model": model, "prompt": prompt, **body}
-    if "images" in body:
-        request["images"] = [images.url(path) for path in body["images"]]
-    before = credits(base, key)["available"]
-    answer = httpx2.post(
-        f"{base}/api/v1/videos/generations",
-        json=request,
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert answer.status_code == 200, answer.text
-    task_id = str(answer.json()["data"]["task_id"])
-    task = poll(base, key, task_id, timeout=90)
-    return task, before - credits(base, key)["available"]
-
-
 def frames_of(path: Path) -> list[Image.Image]:
     with av.open(str(path)) as container:
         return [f.to_image() for f in container.decode(video=0)]
@@ -209,7 +183,16 @@ def test_test_key_gets_an_mp4_of_the_asked_shape_and_length_and_pays_the_price(
     price: int,
 ) -> None:
     key = create_key(server["env"], account=f"sbx-{endpoint.replace('/', '.')}", credits=200)
-    task, charged = run(server, images, key, model, body, f"sandbox {model}")
+    task, charged = run_model(
+        server,
+        images,
+        key,
+        model,
+        body,
+        f"sandbox {model}",
+        endpoint="videos/generations",
+        timeout=90,
+    )
     assert task["status"] == "completed", task
     assert task["credits"] == price and charged == price
     [video] = task["output"]["videos"]
@@ -251,7 +234,9 @@ def test_live_key_goes_to_the_declared_provider_endpoint(
         server["env"], account=f"live-{endpoint.replace('/', '.')}", credits=200, test=False
     )
     prompt = f"live {model} {body.get('type', 'text-to-video')}"
-    task, charged = run(server, images, key, model, body, prompt)
+    task, charged = run_model(
+        server, images, key, model, body, prompt, endpoint="videos/generations", timeout=90
+    )
     assert task["status"] == "completed", task
     assert task["credits"] == price and charged == price
     [video] = task["output"]["videos"]
